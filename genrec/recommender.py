@@ -60,6 +60,14 @@ class BundleConfig:
             raise ValueError("an adapter bundle needs base_model")
 
 
+def _check_fingerprint(config: BundleConfig, index: ItemIndex) -> None:
+    if config.index_fingerprint != index.fingerprint:
+        raise ItemIndexError(
+            f"the model was trained on item index {config.index_fingerprint} but was given index "
+            f"{index.fingerprint} ({index.method}); load it with the index it was trained on"
+        )
+
+
 @dataclass
 class Recommendation:
     item_id: str
@@ -77,11 +85,7 @@ class GenerativeRecommender:
     """
 
     def __init__(self, model, tokenizer, index: ItemIndex, config: BundleConfig, titles: dict[str, str] | None = None):
-        if config.index_fingerprint != index.fingerprint:
-            raise ItemIndexError(
-                f"the model was trained on item index {config.index_fingerprint} but was given index "
-                f"{index.fingerprint} ({index.method}); load it with the index it was trained on"
-            )
+        _check_fingerprint(config, index)
         self.model = model
         self.tokenizer = tokenizer
         self.index = index
@@ -149,39 +153,56 @@ class GenerativeRecommender:
         results: list[list[Recommendation]] = []
         for start in range(0, len(cleaned), batch_size):
             batch = cleaned[start : start + batch_size]
-            prompts = [self.prompter.seqrec_prompt(h) for h in batch]
-            encoded = self.tokenizer(
-                prompts, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_prompt_tokens
-            ).to(self.device)
-            prompt_length = 1 if self.config.kind == SEQ2SEQ else encoded["input_ids"].shape[1]
-            output = self.model.generate(
-                **encoded,
-                logits_processor=[TrieConstrainedLogitsProcessor(self.trie, prompt_length)],
-                num_beams=num_beams,
-                num_return_sequences=num_beams,
-                max_new_tokens=self.trie.max_length + 1,
-                do_sample=False,
-                length_penalty=0.0,  # rank items by total log-probability, whatever their identifier length
-                early_stopping=True,
-                return_dict_in_generate=True,
-                output_scores=True,
-                pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
-            )
-            generated = output.sequences[:, prompt_length:] if self.config.kind == CAUSAL else output.sequences[:, 1:]
-            positions, scores = rank_items(self.trie, generated, output.sequences_scores, num_beams, num_beams)
+            positions, scores = self.generate_ranked(self.encode(batch), num_beams)
             for history, item_positions, item_scores in zip(batch, positions, scores):
-                seen = set(history) if exclude_seen else ()
-                recs = []
-                for pos, score in zip(item_positions, item_scores):
-                    item = self.index.item_ids[pos]
-                    if item in seen:
-                        continue
-                    recs.append(Recommendation(item, float(score), self.index.identifiers[pos], self.titles.get(item, "")))
-                    if len(recs) == k:
-                        break
-                results.append(recs)
+                results.append(self.to_recommendations(history, item_positions, item_scores, k, exclude_seen))
         return results
+
+    def encode(self, histories: Sequence[Sequence[str]]):
+        """Tokenised prompts of cleaned histories (padded on the tokenizer's side; long prompts lose their oldest
+        tokens). Shared with the pipeline, which encodes one history at a time and pads in its collate step."""
+        prompts = [self.prompter.seqrec_prompt(h) for h in histories]
+        return self.tokenizer(
+            prompts, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_prompt_tokens
+        )
+
+    @torch.inference_mode()
+    def generate_ranked(self, encoded, num_beams: int) -> tuple[list[list[int]], list[list[float]]]:
+        """Trie-constrained beam search on an encoded batch → per row, item positions in the index and their scores,
+        best first (at most ``num_beams``)."""
+        prompt_length = 1 if self.config.kind == SEQ2SEQ else encoded["input_ids"].shape[1]
+        output = self.model.generate(
+            input_ids=encoded["input_ids"].to(self.device),
+            attention_mask=encoded["attention_mask"].to(self.device),
+            logits_processor=[TrieConstrainedLogitsProcessor(self.trie, prompt_length)],
+            num_beams=num_beams,
+            num_return_sequences=num_beams,
+            max_new_tokens=self.trie.max_length + 1,
+            do_sample=False,
+            length_penalty=0.0,  # rank items by total log-probability, whatever their identifier length
+            early_stopping=True,
+            return_dict_in_generate=True,
+            output_scores=True,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        generated = output.sequences[:, prompt_length:] if self.config.kind == CAUSAL else output.sequences[:, 1:]
+        return rank_items(self.trie, generated, output.sequences_scores, num_beams, num_beams)
+
+    def to_recommendations(
+        self, history: Sequence[str], positions: Sequence[int], scores: Sequence[float], k: int, exclude_seen: bool
+    ) -> list[Recommendation]:
+        """The first ``k`` ranked items as :class:`Recommendation` (skipping ``history`` items if ``exclude_seen``)."""
+        seen = set(history) if exclude_seen else ()
+        recs = []
+        for pos, score in zip(positions, scores):
+            item = self.index.item_ids[pos]
+            if item in seen:
+                continue
+            recs.append(Recommendation(item, float(score), self.index.identifiers[pos], self.titles.get(item, "")))
+            if len(recs) == k:
+                break
+        return recs
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, path: str | Path, model_card: str | None = None) -> Path:
@@ -191,7 +212,10 @@ class GenerativeRecommender:
         path = Path(path)
         with atomic_directory(path) as tmp:
             if self.config.adapter:
-                self.model.save_pretrained(tmp / ADAPTER_DIR)
+                # The identifier-token rows travel as peft trainable tokens; the base embeddings need not be copied.
+                self.model.save_pretrained(tmp / ADAPTER_DIR, save_embedding_layers=False)
+                # the base architecture's config, so `transformers.pipeline(model=bundle_dir)` can resolve one
+                self.model.get_base_model().config.save_pretrained(tmp)
             else:
                 self.model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
@@ -212,11 +236,17 @@ class GenerativeRecommender:
         path = Path(path)
         if not (path / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"{path} is not a genrec bundle (no {CONFIG_NAME})")
-        config = BundleConfig(**json.loads((path / CONFIG_NAME).read_text()))
+        raw_config = json.loads((path / CONFIG_NAME).read_text())
+        if raw_config.get("decoder") == "set":  # a SETRec bundle (genrec/setrec.py)
+            from genrec.setrec import SetRecommender
+
+            return SetRecommender.from_pretrained(path, index=index, device=device, dtype=dtype)
+        config = BundleConfig(**raw_config)
         if index is None:
             index = ItemIndex.load(path / INDEX_NAME)
         elif not isinstance(index, ItemIndex):
             index = ItemIndex.load(index)
+        _check_fingerprint(config, index)
         titles = json.loads((path / ITEMS_NAME).read_text()) if (path / ITEMS_NAME).is_file() else {}
         tokenizer = AutoTokenizer.from_pretrained(path)
         check_tokenizer_covers(tokenizer, index)
@@ -231,7 +261,7 @@ class GenerativeRecommender:
         else:
             model_cls = AutoModelForSeq2SeqLM if config.kind == SEQ2SEQ else AutoModelForCausalLM
             model = model_cls.from_pretrained(path, dtype=dtype or torch.float32)
-        rows = model.get_input_embeddings().num_embeddings
+        rows = model.get_input_embeddings().weight.shape[0]  # peft's TrainableTokensWrapper has no num_embeddings
         if rows < len(tokenizer):
             raise ItemIndexError(f"the model has {rows} embedding rows but the tokenizer has {len(tokenizer)} tokens")
         if device:

@@ -83,8 +83,22 @@ class RecipeConfig:
     seed: int = field(default=42, metadata={"help": "Random seed."})
     test_max_users: int | None = field(default=None, metadata={"help": "Test users sampled (None: all)."})
     bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPU)."})
+    # decoder (SETRec: genrec/setrec.py)
+    decoder: str = field(
+        default="trie",
+        metadata={
+            "help": "'trie': generate the identifier token by token with trie-constrained beam search; 'set': "
+            "SETRec, all tokens of a `set` index identifier from one forward pass of learnable queries."
+        },
+    )
+    set_cf_weight: float = field(default=1.0, metadata={"help": "decoder=set: training loss weight of the CF token."})
+    set_cf_score_weight: float = field(
+        default=1.0, metadata={"help": "decoder=set: weight of the CF token's log-probability in item scores."}
+    )
 
     def __post_init__(self):
+        if self.decoder not in ("trie", "set"):
+            raise ValueError(f"decoder must be 'trie' or 'set', got {self.decoder!r}")
         if isinstance(self.index_options, dict):
             self.index_options = json.dumps(self.index_options)
         if isinstance(self.tasks, (list, tuple)):
@@ -216,7 +230,13 @@ class HarnessEvaluationMixin:
 
 
 def _make_trainer(cfg, kind, model, tokenizer, train_dataset, eval_dataset, split, recommender):
-    from transformers import DataCollatorForSeq2Seq, EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments
+    from transformers import (
+        DataCollatorForSeq2Seq,
+        EarlyStoppingCallback,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        Trainer,
+    )
 
     common = dict(
         output_dir=cfg.output_dir,
@@ -260,7 +280,10 @@ def _make_trainer(cfg, kind, model, tokenizer, train_dataset, eval_dataset, spli
         from trl import SFTConfig, SFTTrainer
 
         class GenRecSFTTrainer(HarnessEvaluationMixin, SFTTrainer):
-            pass
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                # trl's fused LM-head loss reads `lm_head.weight` directly, which bypasses peft's trainable rows of
+                # the identifier tokens; the model's own loss goes through them.
+                return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
         args = SFTConfig(**common, max_length=None, packing=False, dataset_num_proc=None)
         trainer = GenRecSFTTrainer(
@@ -279,6 +302,10 @@ def run_recipe(cfg: RecipeConfig, command: str | None = None) -> tuple[Generativ
     """Train ``cfg`` end to end; returns the recommender (saved to ``output_dir/bundle``) and its test metrics."""
     from transformers import set_seed
 
+    if cfg.decoder == "set":  # SETRec: its own model, trainer and recommender (genrec/setrec.py)
+        from genrec.setrec import run_set_recipe
+
+        return run_set_recipe(cfg, command)
     set_seed(cfg.seed)
     data = load_data(cfg.data)
     split = leave_one_out(data)
