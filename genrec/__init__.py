@@ -10,9 +10,6 @@ from genrec.evaluation import evaluate
 from genrec.indexing import ItemIndex, build_indexer
 from genrec.recommender import GenerativeRecommender
 
-try:  # the pipeline module registers the task with transformers on import
-    from genrec import pipeline as _pipeline  # noqa: F401
-except ImportError:  # pragma: no cover - written in a later step
-    pass
+from genrec import pipeline as _pipeline  # noqa: F401  (registers the transformers task on import)
 
 __all__ = ["GenerativeRecommender", "InteractionData", "ItemIndex", "build_indexer", "evaluate", "leave_one_out"]
