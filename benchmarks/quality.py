@@ -8,6 +8,7 @@ recipes are added there as more rows.
     python benchmarks/quality.py --seeds 3 --threads 1 --json results/quality.json
     python benchmarks/quality.py --data /tmp/ml100k --only pop     # a prepared dataset (`genrec prepare`)
     python benchmarks/quality.py --only sasrec --sasrec training_mode=prefix --sasrec batch_size=2048
+    python benchmarks/quality.py --only tiger_t5,p5_sid_t5 --recipe max_steps=2000 --recipe eval_steps=500
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import torch
 
@@ -48,7 +50,26 @@ def fit_sasrec(split: LeaveOneOutSplit, seed: int, **options) -> tuple[SASRecRec
     return model, time.perf_counter() - started
 
 
-# Add a row here for each recipe: name → fit(split, seed) returning (recommender, train seconds).
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "train" / "configs"
+# Generative recipes run by default (the LLM ones need --only and a budget; see model_cards/RESULTS.md).
+DEFAULT_RECIPES = ("tiger_t5",)
+
+
+def fit_recipe(
+    split: LeaveOneOutSplit, seed: int, recipe: str, data: InteractionData, output_root: str, overrides: dict
+) -> tuple[object, float]:
+    """Train ``train/configs/<recipe>.yaml`` (with ``overrides``) on ``data``; the split is the harness's own."""
+    from genrec.training import RecipeConfig, run_recipe
+
+    cfg = RecipeConfig.from_yaml(
+        str(RECIPES_DIR / f"{recipe}.yaml"), **{**overrides, "seed": seed, "output_dir": f"{output_root}/{recipe}-{seed}"}
+    )
+    cfg.evaluate_test = False  # the benchmark scores the test split itself, on the same users as every other row
+    recommender, metrics = run_recipe(cfg, command=f"benchmarks/quality.py --only {recipe}", data=data)
+    return recommender, metrics["train_seconds"]
+
+
+# name → fit(split, seed) returning (recommender, train seconds); recipes are added in main().
 MODELS: dict[str, FitFn] = {
     "pop": fit_pop,
     "sasrec": fit_sasrec,
@@ -65,18 +86,12 @@ def main(
     sasrec_options: dict | None = None,
     threads: int | None = None,
     max_users: int | None = None,
+    recipe_overrides: dict | None = None,
+    output_root: str = "runs/quality",
 ) -> dict:
     if threads:
         torch.set_num_threads(threads)
-    models = dict(MODELS)
-    if sasrec_options:
-        models["sasrec"] = partial(fit_sasrec, **sasrec_options)
-    names = only or list(models)
-    unknown = [n for n in names if n not in models]
-    if unknown:
-        raise SystemExit(f"unknown model(s) {unknown}; known: {sorted(models)}")
 
-    if data:
         dataset = InteractionData.load(data)
     else:
         from genrec.data.datasets import load_named_dataset
@@ -84,6 +99,18 @@ def main(
         dataset = load_named_dataset("movielens-100k")
     split = leave_one_out(dataset)
     print(f"dataset {dataset.name}: {dataset.stats()}", file=sys.stderr)
+
+    models = dict(MODELS)
+    if sasrec_options:
+        models["sasrec"] = partial(fit_sasrec, **sasrec_options)
+    for path in sorted(RECIPES_DIR.glob("*.yaml")):
+        models[path.stem] = partial(
+            fit_recipe, recipe=path.stem, data=dataset, output_root=output_root, overrides=recipe_overrides or {}
+        )
+    names = only or ["pop", "sasrec", *DEFAULT_RECIPES]
+    unknown = [n for n in names if n not in models]
+    if unknown:
+        raise SystemExit(f"unknown model(s) {unknown}; known: {sorted(models)}")
 
     runs: dict[str, list[dict]] = {}
     for name in names:
@@ -104,6 +131,7 @@ def main(
         "protocol": "leave-one-out, full ranking, exclude_seen=False, test split",
         "seeds": list(range(first_seed, first_seed + seeds)),
         "sasrec_options": sasrec_options or {},
+        "recipe_overrides": recipe_overrides or {},
         "machine": _machine(),
         "command": " ".join(sys.argv),
         "summary": summary,
@@ -163,7 +191,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", help="prepared dataset directory (default: ML-100K via load_named_dataset)")
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds per model (3 for claims)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first_seed .. first_seed+N-1")
-    parser.add_argument("--only", help="comma-separated model names (default: all of " + ",".join(MODELS) + ")")
+    parser.add_argument(
+        "--only",
+        help="comma-separated model names: pop, sasrec, or a recipe name from train/configs "
+        f"(default: pop,sasrec,{','.join(DEFAULT_RECIPES)})",
+    )
     parser.add_argument("--json", dest="json_path", help="write summary + per-seed metrics here")
     parser.add_argument("--ks", default=",".join(map(str, DEFAULT_KS)), help="cut-offs, e.g. 5,10,20")
     parser.add_argument(
@@ -174,6 +206,15 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="SASRecConfig override (repeatable), e.g. --sasrec training_mode=prefix",
     )
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="RecipeConfig override for every recipe row (repeatable), e.g. --recipe max_steps=500",
+    )
+    parser.add_argument("--output-root", default="runs/quality", help="where recipe runs write checkpoints/bundles")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (1 is fastest on a busy 2-core machine)")
     parser.add_argument("--max-users", type=int, help="evaluate a seeded sample of users (default: all)")
     return parser
@@ -192,4 +233,6 @@ if __name__ == "__main__":
         sasrec_options=dict(args.sasrec) or None,
         threads=args.threads,
         max_users=args.max_users,
+        recipe_overrides=dict(args.recipe) or None,
+        output_root=args.output_root,
     )

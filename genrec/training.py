@@ -83,6 +83,9 @@ class RecipeConfig:
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "Checkpoint dir, or 'last'."})
     seed: int = field(default=42, metadata={"help": "Random seed."})
     test_max_users: int | None = field(default=None, metadata={"help": "Test users sampled (None: all)."})
+    evaluate_test: bool = field(
+        default=True, metadata={"help": "Score the test split after training (the metrics go into the model card)."}
+    )
     bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPU)."})
     # decoder (SETRec: genrec/setrec.py)
     decoder: str = field(
@@ -299,16 +302,21 @@ def _make_trainer(cfg, kind, model, tokenizer, train_dataset, eval_dataset, spli
 
 
 # ---------------------------------------------------------------------------------------------- the recipe
-def run_recipe(cfg: RecipeConfig, command: str | None = None) -> tuple[GenerativeRecommender, dict]:
-    """Train ``cfg`` end to end; returns the recommender (saved to ``output_dir/bundle``) and its test metrics."""
+def run_recipe(
+    cfg: RecipeConfig, command: str | None = None, data: InteractionData | None = None
+) -> tuple[GenerativeRecommender, dict]:
+    """Train ``cfg`` end to end; returns the recommender (saved to ``output_dir/bundle``) and its test metrics.
+
+    ``data`` (already loaded) takes the place of ``cfg.data``.
+    """
     from transformers import set_seed
 
     if cfg.decoder == "set":  # SETRec: its own model, trainer and recommender (genrec/setrec.py)
         from genrec.setrec import run_set_recipe
 
-        return run_set_recipe(cfg, command)
+        return run_set_recipe(cfg, command, data=data)
     set_seed(cfg.seed)
-    data = load_data(cfg.data)
+    data = data if data is not None else load_data(cfg.data)
     split = leave_one_out(data)
     index = fit_index(cfg, data, split)
     titles = data.titles()
@@ -357,9 +365,11 @@ def run_recipe(cfg: RecipeConfig, command: str | None = None) -> tuple[Generativ
     train_seconds = time.time() - start
 
     recommender.model = trainer.model
-    metrics = evaluate(
-        recommender, split, "test", max_users=cfg.test_max_users, num_beams=cfg.eval_num_beams, batch_size=32
-    )
+    metrics = {}
+    if cfg.evaluate_test:
+        metrics = evaluate(
+            recommender, split, "test", max_users=cfg.test_max_users, num_beams=cfg.eval_num_beams, batch_size=32
+        )
     metrics.update(
         train_seconds=round(train_seconds, 1),
         train_examples=len(train_dataset),
