@@ -124,7 +124,7 @@ class NextItemRecommendationPipeline(Pipeline):
         self.recommender = _as_recommender(model, index, kwargs.get("dtype"))
         self.unknown_dropped = 0
         super().__init__(model=self.recommender.model, tokenizer=self.recommender.tokenizer, **kwargs)
-        self.recommender.trie = self.recommender.trie.to(self.device)  # Pipeline.__init__ moved the model there
+        self.recommender.to(self.device)  # Pipeline.__init__ moved the model; the decoding tables follow
 
     def _sanitize_parameters(self, top_k=None, num_beams=None, exclude_seen=None, unknown=None, **unexpected):
         if unexpected:

@@ -97,9 +97,19 @@ class GenerativeRecommender:
         self.tokenizer.truncation_side = "left"  # keep the most recent history when a prompt is too long
         if config.kind == CAUSAL:
             self.tokenizer.padding_side = "left"
+        self._build_decoder()
+
+    def _build_decoder(self) -> None:
+        """The structure that turns model outputs into items: here the trie over identifier token ids."""
         self.trie = ItemTrie(
-            identifier_token_ids(tokenizer, index), tokenizer.eos_token_id, tokenizer.pad_token_id
+            identifier_token_ids(self.tokenizer, self.index), self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         ).to(self.device)
+
+    def to(self, device) -> GenerativeRecommender:
+        """Move the model and the decoding tables to ``device``."""
+        self.model.to(device)
+        self.trie = self.trie.to(device)
+        return self
 
     @property
     def device(self) -> torch.device:

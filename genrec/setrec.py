@@ -203,6 +203,15 @@ class SetRecModel(nn.Module):
         self.register_buffer("position_weights", torch.tensor(position_weights), persistent=False)  # (n,)
 
     @property
+    def device(self) -> torch.device:
+        return self.queries.device
+
+    @property
+    def config(self):
+        """The backbone's config (what transformers' Pipeline reads of a model)."""
+        return self.backbone.config
+
+    @property
     def num_positions(self) -> int:
         return self.queries.shape[0]
 
@@ -307,34 +316,24 @@ class SetRecommender(GenerativeRecommender):
         >>> rec.recommend([["50", "172", "133"]], k=10)  # doctest: +SKIP
     """
 
-    def __init__(self, model: SetRecModel, tokenizer, index: ItemIndex, config: SetBundleConfig, titles=None):
-        if config.index_fingerprint != index.fingerprint:
+    def _build_decoder(self) -> None:
+        """Set decoding needs no trie: a (num_items, positions) table of each item's token per position."""
+        self.vocabulary = SetVocabulary.from_index(self.index, self.tokenizer)
+        if self.vocabulary.positions != list(self.config.positions or self.vocabulary.positions):
             raise ItemIndexError(
-                f"the model was trained on item index {config.index_fingerprint} but was given index "
-                f"{index.fingerprint} ({index.method}); load it with the index it was trained on"
+                f"bundle positions {self.config.positions} differ from the index's {self.vocabulary.positions}"
             )
-        self.model = model
-        self.tokenizer = tokenizer
-        self.index = index
-        self.config = config
-        self.titles = titles or {}
-        self.prompter = Prompter(
-            index, self.titles, config.template_style, config.max_history, config.max_title_history, config.separator
-        )
-        self.tokenizer.truncation_side = "left"
-        if config.kind == CAUSAL:
-            self.tokenizer.padding_side = "left"
-        self.vocabulary = SetVocabulary.from_index(index, tokenizer)
-        if self.vocabulary.positions != list(config.positions or self.vocabulary.positions):
+        if self.model.num_positions != len(self.vocabulary.positions):
             raise ItemIndexError(
-                f"bundle positions {config.positions} differ from the index's {self.vocabulary.positions}"
-            )
-        if model.num_positions != len(self.vocabulary.positions):
-            raise ItemIndexError(
-                f"the model has {model.num_positions} queries but the index has "
+                f"the model has {self.model.num_positions} queries but the index has "
                 f"{len(self.vocabulary.positions)} positions"
             )
         self._item_table = self.vocabulary.item_table  # (I, n), moved to the model's device on first use
+
+    def to(self, device) -> SetRecommender:
+        self.model.to(device)
+        self._item_table = self._item_table.to(device)
+        return self
 
     def score_weights(self, cf_score_weight: float | None = None) -> torch.Tensor:
         weight = self.config.cf_score_weight if cf_score_weight is None else cf_score_weight

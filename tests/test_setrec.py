@@ -378,3 +378,25 @@ def test_lora_causal_bundle_round_trips(tmp_path, set_index, tiny_causal_backbon
     assert np.allclose(
         [[r.score for r in recs] for recs in got], [[r.score for r in recs] for recs in expected], atol=1e-5
     )
+
+
+def test_set_bundle_through_the_pipeline_and_batch_script(trained_set_bundle, set_index, tmp_path):
+    import genrec  # noqa: F401  registers the pipeline task
+    from transformers import pipeline
+
+    from genrec.inference import recommend_jsonl
+
+    bundle, trained, _ = trained_set_bundle
+    _, _, split = set_index
+    history = split.histories("test")[0]
+    expected = trained.recommend_scored([history], k=5)[0]
+    recommend = pipeline("next-item-recommendation", model=str(bundle), device="cpu")
+    got = recommend(history, top_k=5)
+    assert [r["item_id"] for r in got] == [r.item_id for r in expected]
+    assert [r["score"] for r in got] == pytest.approx([r.score for r in expected], abs=1e-4)
+
+    source, output = tmp_path / "users.jsonl", tmp_path / "recs.jsonl"
+    source.write_text(json.dumps({"user_id": "u", "history": history}) + "\n")
+    recommend_jsonl(trained, source, output, k=5)
+    line = json.loads(output.read_text())
+    assert [r["item_id"] for r in line["items"]] == [r.item_id for r in expected]
