@@ -62,7 +62,8 @@ def fit_recipe(
     from genrec.training import RecipeConfig, run_recipe
 
     cfg = RecipeConfig.from_yaml(
-        str(RECIPES_DIR / f"{recipe}.yaml"), **{**overrides, "seed": seed, "output_dir": f"{output_root}/{recipe}-{seed}"}
+        str(RECIPES_DIR / f"{recipe}.yaml"),
+        **{**overrides, "seed": seed, "output_dir": f"{output_root}/{recipe}-{seed}"},
     )
     cfg.evaluate_test = False  # the benchmark scores the test split itself, on the same users as every other row
     recommender, metrics = run_recipe(cfg, command=f"benchmarks/quality.py --only {recipe}", data=data)

@@ -10,7 +10,6 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
 
 logger = logging.getLogger("genrec")
 
@@ -46,8 +45,10 @@ def cmd_index(args) -> None:
     start = time.time()
     index = build_indexer(args.method, **options).fit(data.items, split.train)
     index.save(args.out)
-    print(f"{args.method} index: {len(index)} items, {len(index.new_tokens)} new tokens, "
-          f"fingerprint {index.fingerprint}, {time.time() - start:.1f}s → {args.out}")
+    print(
+        f"{args.method} index: {len(index)} items, {len(index.new_tokens)} new tokens, "
+        f"fingerprint {index.fingerprint}, {time.time() - start:.1f}s → {args.out}"
+    )
     if index.stats:
         _print_json(index.stats)
 
@@ -87,8 +88,14 @@ def cmd_evaluate(args) -> None:
     recommender = GenerativeRecommender.from_pretrained(args.model, device=args.device)
     split = leave_one_out(InteractionData.load(args.data))
     metrics = evaluate(
-        recommender, split, args.split, ks=args.k, max_users=args.max_users, exclude_seen=args.exclude_seen,
-        batch_size=args.batch_size, num_beams=args.beams,
+        recommender,
+        split,
+        args.split,
+        ks=args.k,
+        max_users=args.max_users,
+        exclude_seen=args.exclude_seen,
+        batch_size=args.batch_size,
+        num_beams=args.beams,
     )
     print(format_table({args.model: metrics}, ks=sorted(args.k)))
     if args.json:
@@ -115,8 +122,16 @@ def cmd_recommend(args) -> None:
     from genrec.inference import recommend_command
 
     recommend_command(
-        args.model, args.input, args.output, k=args.k, num_beams=args.beams, batch_size=args.batch_size,
-        exclude_seen=args.exclude_seen, on_error=args.on_error, unknown=args.unknown, resume=not args.no_resume,
+        args.model,
+        args.input,
+        args.output,
+        k=args.k,
+        num_beams=args.beams,
+        batch_size=args.batch_size,
+        exclude_seen=args.exclude_seen,
+        on_error=args.on_error,
+        unknown=args.unknown,
+        resume=not args.no_resume,
     )
 
 
@@ -144,14 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="Fit an item index on a prepared dataset (training interactions only).")
     p.add_argument("--data", required=True, help="Prepared dataset directory.")
-    p.add_argument("--method", required=True, help="random, independent, title, sequential, collaborative, "
-                   "semantic-rq, set, hybrid.")
+    p.add_argument(
+        "--method",
+        required=True,
+        help="random, independent, title, sequential, collaborative, semantic-rq, set, hybrid.",
+    )
     p.add_argument("--options", default=None, help='Indexer options as JSON, e.g. \'{"quantizer": "rqkmeans"}\'.')
     p.add_argument("--out", required=True, help="Index file (JSON).")
     p.set_defaults(func=cmd_index)
 
-    sub.add_parser("train", help="Train a recipe: genrec train --config train/configs/tiger_t5.yaml [--field VALUE].",
-                   add_help=False)
+    sub.add_parser(
+        "train",
+        help="Train a recipe: genrec train --config train/configs/tiger_t5.yaml [--field VALUE].",
+        add_help=False,
+    )
 
     p = sub.add_parser("evaluate", help="Score a saved bundle with the shared harness (full-catalog ranking).")
     p.add_argument("--model", required=True, help="Bundle directory (from genrec train).")
@@ -189,8 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true", help="Start over instead of skipping users already written.")
     p.set_defaults(func=cmd_recommend)
 
-    p = sub.add_parser("demo", help="ML-100K end to end: prepare → index → train TIGER-style T5 → evaluate vs "
-                       "Pop and SASRec → sample recommendations.")
+    p = sub.add_parser(
+        "demo",
+        help="ML-100K end to end: prepare → index → train TIGER-style T5 → evaluate vs "
+        "Pop and SASRec → sample recommendations.",
+    )
     p.add_argument("--out", default="genrec-demo", help="Working directory for data, index and models.")
     p.add_argument("--quick", action="store_true", help="A much smaller budget (a smoke run, numbers not meaningful).")
     p.set_defaults(func=cmd_demo)

@@ -81,10 +81,7 @@ def run_demo(out: str | Path = "genrec-demo", quick: bool = False) -> dict:
     if users:
         print(f"(all models scored on the same fixed sample of {users} test users)")
     print(format_table(rows))
-    print(
-        "\ntraining time (s): "
-        + ", ".join(f"{name} {m.get('train_seconds', 0):.0f}" for name, m in rows.items())
-    )
+    print("\ntraining time (s): " + ", ".join(f"{name} {m.get('train_seconds', 0):.0f}" for name, m in rows.items()))
 
     print("\nsample recommendations (TIGER-T5):")
     titles = data.titles()

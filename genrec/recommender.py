@@ -241,8 +241,6 @@ class GenerativeRecommender:
     ) -> GenerativeRecommender:
         """Load a bundle. Passing ``index`` (an ItemIndex or its file) checks it against the model and fails loudly
         if it is not the index the model was trained on."""
-        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
         path = Path(path)
         if not (path / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"{path} is not a genrec bundle (no {CONFIG_NAME})")
@@ -252,29 +250,41 @@ class GenerativeRecommender:
 
             return SetRecommender.from_pretrained(path, index=index, device=device, dtype=dtype)
         config = BundleConfig(**raw_config)
-        if index is None:
-            index = ItemIndex.load(path / INDEX_NAME)
-        elif not isinstance(index, ItemIndex):
-            index = ItemIndex.load(index)
-        _check_fingerprint(config, index)
-        titles = json.loads((path / ITEMS_NAME).read_text()) if (path / ITEMS_NAME).is_file() else {}
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        check_tokenizer_covers(tokenizer, index)
-        if isinstance(dtype, str):
-            dtype = getattr(torch, dtype)
-        if config.adapter:
-            from peft import PeftModel
-
-            base, _, _ = load_backbone(config.base_model, dtype=dtype)
-            resize_embeddings(base, len(tokenizer))
-            model = PeftModel.from_pretrained(base, path / ADAPTER_DIR)
-        else:
-            model_cls = AutoModelForSeq2SeqLM if config.kind == SEQ2SEQ else AutoModelForCausalLM
-            model = model_cls.from_pretrained(path, dtype=dtype or torch.float32)
-        rows = model.get_input_embeddings().weight.shape[0]  # peft's TrainableTokensWrapper has no num_embeddings
-        if rows < len(tokenizer):
-            raise ItemIndexError(f"the model has {rows} embedding rows but the tokenizer has {len(tokenizer)} tokens")
+        index, titles, tokenizer, model = load_bundle_parts(path, config, index, dtype)
         if device:
             model.to(device)
         model.eval()
         return cls(model, tokenizer, index, config, titles)
+
+
+def load_bundle_parts(path: Path, config: BundleConfig, index: ItemIndex | str | None = None, dtype=None):
+    """What every bundle holds: ``(index, titles, tokenizer, backbone)``, each checked against the others.
+
+    The index (the bundle's own, or ``index`` given by the caller) must be the one the model was trained on, the
+    tokenizer must know its tokens, and the backbone must have an embedding row for every token.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    if index is None:
+        index = ItemIndex.load(path / INDEX_NAME)
+    elif not isinstance(index, ItemIndex):
+        index = ItemIndex.load(index)
+    _check_fingerprint(config, index)
+    titles = json.loads((path / ITEMS_NAME).read_text()) if (path / ITEMS_NAME).is_file() else {}
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    check_tokenizer_covers(tokenizer, index)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    if config.adapter:
+        from peft import PeftModel
+
+        base, _, _ = load_backbone(config.base_model, dtype=dtype)
+        resize_embeddings(base, len(tokenizer))
+        backbone = PeftModel.from_pretrained(base, path / ADAPTER_DIR)
+    else:
+        model_cls = AutoModelForSeq2SeqLM if config.kind == SEQ2SEQ else AutoModelForCausalLM
+        backbone = model_cls.from_pretrained(path, dtype=dtype or torch.float32)
+    rows = backbone.get_input_embeddings().weight.shape[0]  # peft's TrainableTokensWrapper has no num_embeddings
+    if rows < len(tokenizer):
+        raise ItemIndexError(f"the model has {rows} embedding rows but the tokenizer has {len(tokenizer)} tokens")
+    return index, titles, tokenizer, backbone

@@ -30,7 +30,6 @@ import dataclasses
 import json
 import logging
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ from transformers import Trainer
 from transformers.utils import ModelOutput
 
 from genrec.indexing.base import ItemIndex, ItemIndexError
-from genrec.models import CAUSAL, SEQ2SEQ, load_backbone
+from genrec.models import CAUSAL, SEQ2SEQ
 from genrec.recommender import (
     ADAPTER_DIR,
     CONFIG_NAME,
@@ -50,9 +49,10 @@ from genrec.recommender import (
     BundleConfig,
     GenerativeRecommender,
     Recommendation,
+    load_bundle_parts,
 )
 from genrec.tasks import Prompter
-from genrec.tokens import check_tokenizer_covers, resize_embeddings
+from genrec.tokens import check_tokenizer_covers
 from genrec.utils import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -447,7 +447,6 @@ class SetRecommender(GenerativeRecommender):
     ) -> SetRecommender:
         """Load a set bundle; a given ``index`` must be the one the model was trained on."""
         from safetensors.torch import load_file
-        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         path = Path(path)
         if not (path / CONFIG_NAME).is_file():
@@ -455,27 +454,7 @@ class SetRecommender(GenerativeRecommender):
         config = SetBundleConfig(**json.loads((path / CONFIG_NAME).read_text()))
         if not (path / SET_HEAD_NAME).is_file():
             raise FileNotFoundError(f"{path} is a set bundle without its query vectors ({SET_HEAD_NAME})")
-        if index is None:
-            index = ItemIndex.load(path / INDEX_NAME)
-        elif not isinstance(index, ItemIndex):
-            index = ItemIndex.load(index)
-        titles = json.loads((path / ITEMS_NAME).read_text()) if (path / ITEMS_NAME).is_file() else {}
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        check_tokenizer_covers(tokenizer, index)
-        if isinstance(dtype, str):
-            dtype = getattr(torch, dtype)
-        if config.adapter:
-            from peft import PeftModel
-
-            base, _, _ = load_backbone(config.base_model, dtype=dtype)
-            resize_embeddings(base, len(tokenizer))
-            backbone = PeftModel.from_pretrained(base, path / ADAPTER_DIR)
-        else:
-            model_cls = AutoModelForSeq2SeqLM if config.kind == SEQ2SEQ else AutoModelForCausalLM
-            backbone = model_cls.from_pretrained(path, dtype=dtype or torch.float32)
-        rows = backbone.get_input_embeddings().weight.shape[0]
-        if rows < len(tokenizer):
-            raise ItemIndexError(f"the model has {rows} embedding rows but the tokenizer has {len(tokenizer)} tokens")
+        index, titles, tokenizer, backbone = load_bundle_parts(path, config, index, dtype)
         vocabulary = SetVocabulary.from_index(index, tokenizer)
         queries = load_file(str(path / SET_HEAD_NAME))["queries"]
         model = SetRecModel(
@@ -567,32 +546,9 @@ def make_set_trainer(cfg, model: SetRecModel, tokenizer, train_dataset, eval_dat
     training early, as for the trie recipes."""
     from transformers import EarlyStoppingCallback, TrainingArguments
 
-    args = TrainingArguments(
-        output_dir=cfg.output_dir,
-        num_train_epochs=cfg.num_train_epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        per_device_eval_batch_size=32,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps,
-        lr_scheduler_type=cfg.lr_scheduler_type,
-        logging_steps=cfg.logging_steps,
-        eval_strategy="steps" if cfg.eval_steps else "epoch",
-        save_strategy="steps" if cfg.eval_steps else "epoch",
-        eval_steps=cfg.eval_steps,
-        save_steps=cfg.eval_steps,
-        save_total_limit=cfg.save_total_limit,
-        load_best_model_at_end=True,
-        metric_for_best_model="ndcg@10",
-        greater_is_better=True,
-        seed=cfg.seed,
-        bf16=cfg.bf16,
-        report_to="none",
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-    )
+    from genrec.training import attach_harness, training_arguments
+
+    args = TrainingArguments(**training_arguments(cfg))
     trainer = _set_trainer_class()(
         model=model,
         args=args,
@@ -602,11 +558,7 @@ def make_set_trainer(cfg, model: SetRecModel, tokenizer, train_dataset, eval_dat
         processing_class=tokenizer,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
     )
-    trainer.genrec_split = split
-    trainer.genrec_recommender = recommender
-    trainer.genrec_eval_users = cfg.eval_max_users
-    trainer.genrec_num_beams = cfg.eval_num_beams
-    return trainer
+    return attach_harness(trainer, cfg, split, recommender)
 
 
 def run_set_recipe(cfg, command: str | None = None, data=None) -> tuple[SetRecommender, dict]:
@@ -615,8 +567,7 @@ def run_set_recipe(cfg, command: str | None = None, data=None) -> tuple[SetRecom
     from transformers import set_seed
 
     from genrec.data import leave_one_out
-    from genrec.evaluation import evaluate
-    from genrec.training import SCRATCH_T5, build_model, fit_index, load_data
+    from genrec.training import SCRATCH_T5, build_model, fit_index, load_data, train_evaluate_save
 
     set_seed(cfg.seed)
     data = data if data is not None else load_data(cfg.data)
@@ -665,24 +616,4 @@ def run_set_recipe(cfg, command: str | None = None, data=None) -> tuple[SetRecom
     recommender = SetRecommender(model, tokenizer, index, bundle_config, titles)
     trainer = make_set_trainer(cfg, model, tokenizer, train_dataset, eval_dataset, split, recommender)
 
-    n_params = sum(p.numel() for p in model.parameters())
-    logger.info("training %s (set decoding): %d examples, %d parameters", cfg.name, len(train_dataset), n_params)
-    start = time.time()
-    resume = cfg.resume_from_checkpoint
-    trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
-    train_seconds = time.time() - start
-
-    recommender.model = trainer.model
-    metrics = evaluate(recommender, split, "test", max_users=cfg.test_max_users, batch_size=32)
-    metrics.update(
-        train_seconds=round(train_seconds, 1),
-        train_examples=len(train_dataset),
-        parameters=n_params,
-        best_valid_ndcg10=trainer.state.best_metric,
-        steps=trainer.state.global_step,
-    )
-    recommender.config.metrics = metrics
-    bundle = Path(cfg.output_dir) / "bundle"
-    recommender.save_pretrained(bundle)
-    logger.info("saved bundle to %s", bundle)
-    return recommender, metrics
+    return train_evaluate_save(cfg, trainer, recommender, split)

@@ -19,7 +19,7 @@ import yaml
 from genrec.data import InteractionData, LeaveOneOutSplit, leave_one_out
 from genrec.evaluation import evaluate
 from genrec.indexing import ItemIndex, build_indexer
-from genrec.models import CAUSAL, SEQ2SEQ, LoraSettings, T5ArchConfig, apply_lora, build_t5, load_backbone
+from genrec.models import SEQ2SEQ, LoraSettings, T5ArchConfig, apply_lora, build_t5, load_backbone
 from genrec.recommender import BundleConfig, GenerativeRecommender
 from genrec.tasks import TASKS, Prompter, build_task_dataset
 from genrec.tokens import add_item_tokens
@@ -163,8 +163,13 @@ def build_model(cfg: RecipeConfig, data: InteractionData, index: ItemIndex, prom
         tokenizer = train_sentencepiece_tokenizer(corpus, cfg.tokenizer_vocab_size)
         add_item_tokens(tokenizer, index)
         arch = T5ArchConfig(
-            cfg.t5_num_layers, cfg.t5_num_decoder_layers, cfg.t5_d_model, cfg.t5_num_heads, cfg.t5_d_kv,
-            cfg.t5_d_ff, cfg.t5_dropout,
+            cfg.t5_num_layers,
+            cfg.t5_num_decoder_layers,
+            cfg.t5_d_model,
+            cfg.t5_num_heads,
+            cfg.t5_d_kv,
+            cfg.t5_d_ff,
+            cfg.t5_dropout,
         )
         return build_t5(tokenizer, arch), tokenizer, SEQ2SEQ, False
     model, tokenizer, kind = load_backbone(cfg.backbone)
@@ -242,7 +247,49 @@ def _make_trainer(cfg, kind, model, tokenizer, train_dataset, eval_dataset, spli
         Trainer,
     )
 
-    common = dict(
+    common = training_arguments(cfg)
+    callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)]
+    if kind == SEQ2SEQ:
+
+        class GenRecSeq2SeqTrainer(HarnessEvaluationMixin, Seq2SeqTrainer):
+            pass
+
+        args = Seq2SeqTrainingArguments(**common)
+        collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+        trainer = GenRecSeq2SeqTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            data_collator=collator,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+    else:
+        from trl import SFTConfig, SFTTrainer
+
+        class GenRecSFTTrainer(HarnessEvaluationMixin, SFTTrainer):
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                # trl's fused LM-head loss reads `lm_head.weight` directly, which bypasses peft's trainable rows of
+                # the identifier tokens; the model's own loss goes through them.
+                return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+
+        args = SFTConfig(**common, max_length=None, packing=False, dataset_num_proc=None)
+        trainer = GenRecSFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+    return attach_harness(trainer, cfg, split, recommender)
+
+
+def training_arguments(cfg: RecipeConfig) -> dict:
+    """The transformers/trl training arguments every recipe shares: validation (the harness's NDCG@10) decides the
+    best checkpoint, which is restored at the end."""
+    return dict(
         output_dir=cfg.output_dir,
         num_train_epochs=cfg.num_train_epochs,
         max_steps=cfg.max_steps,
@@ -268,32 +315,10 @@ def _make_trainer(cfg, kind, model, tokenizer, train_dataset, eval_dataset, spli
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )
-    callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)]
-    if kind == SEQ2SEQ:
 
-        class GenRecSeq2SeqTrainer(HarnessEvaluationMixin, Seq2SeqTrainer):
-            pass
 
-        args = Seq2SeqTrainingArguments(**common)
-        collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
-        trainer = GenRecSeq2SeqTrainer(
-            model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-            data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
-        )
-    else:
-        from trl import SFTConfig, SFTTrainer
-
-        class GenRecSFTTrainer(HarnessEvaluationMixin, SFTTrainer):
-            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-                # trl's fused LM-head loss reads `lm_head.weight` directly, which bypasses peft's trainable rows of
-                # the identifier tokens; the model's own loss goes through them.
-                return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
-
-        args = SFTConfig(**common, max_length=None, packing=False, dataset_num_proc=None)
-        trainer = GenRecSFTTrainer(
-            model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-            processing_class=tokenizer, callbacks=callbacks,
-        )
+def attach_harness(trainer, cfg: RecipeConfig, split: LeaveOneOutSplit, recommender):
+    """Give a :class:`HarnessEvaluationMixin` trainer what its ``evaluate`` needs."""
     trainer.genrec_split = split
     trainer.genrec_recommender = recommender
     trainer.genrec_eval_users = cfg.eval_max_users
@@ -329,11 +354,16 @@ def run_recipe(
     if cfg.max_train_examples and len(dataset) > cfg.max_train_examples:
         dataset = dataset.select(range(cfg.max_train_examples))
     train_dataset = tokenize_pairs(dataset, tokenizer, kind)
-    valid_pairs = [(prompter.seqrec_prompt(h), index.identifier(t)) for h, t in zip(split.histories("valid")[:64], split.targets("valid")[:64])]
+    valid_pairs = [
+        (prompter.seqrec_prompt(h), index.identifier(t))
+        for h, t in zip(split.histories("valid")[:64], split.targets("valid")[:64])
+    ]
     from datasets import Dataset
 
     eval_dataset = tokenize_pairs(
-        Dataset.from_dict({"prompt": [p for p, _ in valid_pairs], "target": [t for _, t in valid_pairs]}), tokenizer, kind
+        Dataset.from_dict({"prompt": [p for p, _ in valid_pairs], "target": [t for _, t in valid_pairs]}),
+        tokenizer,
+        kind,
     )
 
     bundle_config = BundleConfig(
@@ -357,8 +387,14 @@ def run_recipe(
     recommender = GenerativeRecommender(model, tokenizer, index, bundle_config, titles)
     trainer = _make_trainer(cfg, kind, model, tokenizer, train_dataset, eval_dataset, split, recommender)
 
-    n_params = sum(p.numel() for p in model.parameters())
-    logger.info("training %s: %d examples, %d parameters", cfg.name, len(train_dataset), n_params)
+    return train_evaluate_save(cfg, trainer, recommender, split)
+
+
+def train_evaluate_save(cfg: RecipeConfig, trainer, recommender, split: LeaveOneOutSplit):
+    """Train (resuming if asked), score the test split, and save the bundle with its metrics in the model card."""
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    n_examples = len(trainer.train_dataset)
+    logger.info("training %s: %d examples, %d parameters", cfg.name, n_examples, n_params)
     start = time.time()
     resume = cfg.resume_from_checkpoint
     trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
@@ -372,7 +408,7 @@ def run_recipe(
         )
     metrics.update(
         train_seconds=round(train_seconds, 1),
-        train_examples=len(train_dataset),
+        train_examples=n_examples,
         parameters=n_params,
         best_valid_ndcg10=trainer.state.best_metric,
         steps=trainer.state.global_step,
@@ -382,4 +418,3 @@ def run_recipe(
     recommender.save_pretrained(bundle)
     logger.info("saved bundle to %s", bundle)
     return recommender, metrics
-

@@ -381,9 +381,9 @@ def test_lora_causal_bundle_round_trips(tmp_path, set_index, tiny_causal_backbon
 
 
 def test_set_bundle_through_the_pipeline_and_batch_script(trained_set_bundle, set_index, tmp_path):
-    import genrec  # noqa: F401  registers the pipeline task
     from transformers import pipeline
 
+    import genrec  # noqa: F401  registers the pipeline task
     from genrec.inference import recommend_jsonl
 
     bundle, trained, _ = trained_set_bundle

@@ -13,7 +13,12 @@ from genrec.tokens import check_tokenizer_covers
 from genrec.training import RecipeConfig, run_recipe
 
 TINY_T5 = dict(
-    t5_num_layers=1, t5_num_decoder_layers=1, t5_d_model=32, t5_num_heads=2, t5_d_kv=16, t5_d_ff=64,
+    t5_num_layers=1,
+    t5_num_decoder_layers=1,
+    t5_d_model=32,
+    t5_num_heads=2,
+    t5_d_kv=16,
+    t5_d_ff=64,
     tokenizer_vocab_size=120,
 )
 HISTORIES = [["i1", "i2", "i3"], ["i7"], ["i10", "i11", "i12", "i13"]]
@@ -39,10 +44,19 @@ def data_dir(tmp_path_factory):
 def t5_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("t5")
     cfg = RecipeConfig(
-        data=str(data_dir), output_dir=str(out), index_method="semantic-rq",
+        data=str(data_dir),
+        output_dir=str(out),
+        index_method="semantic-rq",
         index_options={"quantizer": "rqkmeans", "num_levels": 2, "codebook_size": 4, "embeddings_file": None},
-        template_style="tiger", tasks="seqrec,item2index", num_train_epochs=4, per_device_train_batch_size=16,
-        learning_rate=1e-2, logging_steps=2, eval_max_users=10, eval_num_beams=5, test_max_users=10,
+        template_style="tiger",
+        tasks="seqrec,item2index",
+        num_train_epochs=4,
+        per_device_train_batch_size=16,
+        learning_rate=1e-2,
+        logging_steps=2,
+        eval_max_users=10,
+        eval_num_beams=5,
+        test_max_users=10,
         **TINY_T5,
     )
     recommender, metrics = run_recipe(cfg)
@@ -53,9 +67,19 @@ def t5_run(data_dir, tmp_path_factory):
 def llama_run(data_dir, tiny_causal_backbone, tmp_path_factory):
     out = tmp_path_factory.mktemp("llama")
     cfg = RecipeConfig(
-        data=str(data_dir), output_dir=str(out), backbone=tiny_causal_backbone, index_method="independent",
-        template_style="lcrec", tasks="seqrec,index2item", num_train_epochs=3, per_device_train_batch_size=16,
-        learning_rate=1e-2, logging_steps=2, eval_max_users=10, eval_num_beams=5, test_max_users=10,
+        data=str(data_dir),
+        output_dir=str(out),
+        backbone=tiny_causal_backbone,
+        index_method="independent",
+        template_style="lcrec",
+        tasks="seqrec,index2item",
+        num_train_epochs=3,
+        per_device_train_batch_size=16,
+        learning_rate=1e-2,
+        logging_steps=2,
+        eval_max_users=10,
+        eval_num_beams=5,
+        test_max_users=10,
     )
     recommender, metrics = run_recipe(cfg)
     return out, recommender, metrics

@@ -95,7 +95,8 @@ class InteractionData:
         path = Path(path)
         if not (path / "meta.json").is_file():
             raise FileNotFoundError(
-                f"{path} is not a prepared genrec dataset (no meta.json). Create one with `genrec prepare NAME --out {path}`."
+                f"{path} is not a prepared genrec dataset (no meta.json). "
+                f"Create one with `genrec prepare NAME --out {path}`."
             )
         meta = json.loads((path / "meta.json").read_text())
         users = pd.read_parquet(path / "users.parquet") if (path / "users.parquet").is_file() else None

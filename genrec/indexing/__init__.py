@@ -4,8 +4,8 @@ from genrec.indexing.base import (
     INDEXERS,
     Indexer,
     IndexerConfig,
-    ItemIndexError,
     ItemIndex,
+    ItemIndexError,
     build_indexer,
     register_indexer,
 )

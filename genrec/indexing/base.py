@@ -109,7 +109,9 @@ class ItemIndex:
         payload.pop("format_version", None)
         index = cls(**payload)
         if expected is not None and expected != index.fingerprint:
-            raise ItemIndexError(f"{path}: stored fingerprint {expected} does not match its content {index.fingerprint}")
+            raise ItemIndexError(
+                f"{path}: stored fingerprint {expected} does not match its content {index.fingerprint}"
+            )
         return index
 
     # ------------------------------------------------------------------ cold start
@@ -132,7 +134,9 @@ class ItemIndex:
         """
         new = items[~items["item_id"].astype(str).isin(self._by_item)]
         if len(new) < len(items):
-            logger.warning("%d of the items are already in the index; keeping their identifiers", len(items) - len(new))
+            logger.warning(
+                "%d of the items are already in the index; keeping their identifiers", len(items) - len(new)
+            )
         if len(new) == 0:
             return self
         indexer = build_indexer(self.method, **self.options)

@@ -22,7 +22,9 @@ class RandomIndexerConfig(IndexerConfig):
     """
 
     low: int = field(default=1000, metadata={"help": "Smallest random number used as an identifier."})
-    high: int | None = field(default=None, metadata={"help": "One past the largest number (default low + 10 * items)."})
+    high: int | None = field(
+        default=None, metadata={"help": "One past the largest number (default low + 10 * items)."}
+    )
 
 
 @register_indexer("random")
@@ -47,7 +49,9 @@ class RandomIndexer(Indexer):
         high = max(index.state["high"], self.config.low + 10 * (len(index) + len(new_items)))
         free = np.setdiff1d(np.arange(self.config.low, high), np.fromiter(used, dtype=np.int64))
         numbers = rng.choice(free, size=len(new_items), replace=False)
-        return index.with_items(new_items["item_id"], [str(x) for x in numbers], state={**index.state, "high": int(high)})
+        return index.with_items(
+            new_items["item_id"], [str(x) for x in numbers], state={**index.state, "high": int(high)}
+        )
 
 
 @dataclass
@@ -73,4 +77,3 @@ class IndependentIndexer(Indexer):
     def extend(self, index: ItemIndex, new_items: pd.DataFrame, **kwargs) -> ItemIndex:
         tokens = [self._token(n) for n in range(len(index), len(index) + len(new_items))]
         return index.with_items(new_items["item_id"], tokens, new_tokens=index.new_tokens + tokens)
-

@@ -8,8 +8,8 @@ model generalise across items. Two items can receive the same codes; ``dedup`` d
   ``<d_1>``, ...), so all identifiers have ``num_levels + 1`` tokens.
 - ``sinkhorn`` (LC-Rec's uniform semantic mapping): the last level of colliding items is re-assigned with a
   Sinkhorn-Knopp balanced assignment over their distances to that level's free codewords (each codeword of a prefix
-  takes at most one item) until no collision is left; identifiers keep ``num_levels`` tokens. Only a prefix holding more items than ``codebook_size`` falls back to a
-  suffix (counted in ``stats["suffix_fallback_groups"]``).
+  takes at most one item) until no collision is left; identifiers keep ``num_levels`` tokens. Only a prefix holding
+  more items than ``codebook_size`` falls back to a suffix (counted in ``stats["suffix_fallback_groups"]``).
 
 Item text is metadata, not interaction data, so the index may be fitted on every catalog item. Items added later
 (:meth:`SemanticRQIndexer.extend`) are embedded the same way, get their nearest codewords under the saved

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import logging
-
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,5 +184,3 @@ def _module_name(model, module) -> str:
         if candidate is module:
             return name.split(".")[-1]
     raise ValueError("module not found in model")
-
-

@@ -43,7 +43,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
     "lcrec": {
         "seqrec": "The user has interacted with these items in order: {history}. Which item comes next?\nAnswer: ",
-        "item2index": "An item is titled \"{title}\". What is its identifier?\nAnswer: ",
+        "item2index": 'An item is titled "{title}". What is its identifier?\nAnswer: ',
         "index2item": "What is the title of the item {identifier}?\nAnswer: ",
         "titles2index": "The user has interacted with these items in order: {history_titles}. "
         "Which item comes next?\nAnswer: ",
