@@ -29,7 +29,9 @@ def render_model_card(config, index: ItemIndex) -> str:
     }
     yaml_lines = ["---"] + [f"{k}: {json.dumps(v)}" for k, v in metadata.items() if v is not None] + ["---"]
     command = recipe.get("command", "genrec train --config ...")
-    stats = json.dumps(index.stats, indent=2, sort_keys=True) if index.stats else "{}"
+    # Long per-epoch curves stay in the index file; the card keeps the summary numbers.
+    summary = {k: v for k, v in index.stats.items() if not (isinstance(v, list) and len(v) > 8)}
+    stats = json.dumps(summary, indent=2, sort_keys=True)
     evaluated_on = config.metrics.get("split", "test") if config.metrics else "test"
     return "\n".join(
         yaml_lines
