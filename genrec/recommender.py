@@ -125,6 +125,19 @@ class GenerativeRecommender:
             raise KeyError(f"{dropped} item(s) of the history are not in the index, e.g. {bad}")
         return known[-self.config.max_history :], dropped
 
+    def clean_histories(self, histories: Sequence[Sequence[str]], unknown: str = "drop") -> list[list[str]]:
+        """:meth:`clean_history` for a batch; raises ``ValueError`` naming the first history left empty."""
+        cleaned, total_dropped = [], 0
+        for position, history in enumerate(histories):
+            items, dropped = self.clean_history(history, unknown)
+            total_dropped += dropped
+            if not items:
+                raise ValueError(f"history #{position} is empty (after dropping {dropped} unknown item(s))")
+            cleaned.append(items)
+        if total_dropped:
+            logger.warning("dropped %d unknown item(s) from %d histories", total_dropped, len(histories))
+        return cleaned
+
     def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, **options) -> list[list[str]]:
         """Top-``k`` item ids per history (the evaluation harness protocol). Options as :meth:`recommend_scored`."""
         return [[r.item_id for r in recs] for recs in self.recommend_scored(histories, k, **options)]
@@ -149,15 +162,7 @@ class GenerativeRecommender:
             ValueError: a history is empty (after dropping unknown items).
         """
         num_beams = max(num_beams or self.config.num_beams, k)
-        cleaned, total_dropped = [], 0
-        for position, history in enumerate(histories):
-            items, dropped = self.clean_history(history, unknown)
-            total_dropped += dropped
-            if not items:
-                raise ValueError(f"history #{position} is empty (after dropping {dropped} unknown item(s))")
-            cleaned.append(items)
-        if total_dropped:
-            logger.warning("dropped %d unknown item(s) from %d histories", total_dropped, len(histories))
+        cleaned = self.clean_histories(histories, unknown)
 
         self.model.eval()
         results: list[list[Recommendation]] = []

@@ -386,15 +386,7 @@ class SetRecommender(GenerativeRecommender):
         del num_beams
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        cleaned, total_dropped = [], 0
-        for position, history in enumerate(histories):
-            items, dropped = self.clean_history(history, unknown)
-            total_dropped += dropped
-            if not items:
-                raise ValueError(f"history #{position} is empty (after dropping {dropped} unknown item(s))")
-            cleaned.append(items)
-        if total_dropped:
-            logger.warning("dropped %d unknown item(s) from %d histories", total_dropped, len(histories))
+        cleaned = self.clean_histories(histories, unknown)
 
         self.model.eval()
         position_of = {item: i for i, item in enumerate(self.index.item_ids)} if exclude_seen else {}
