@@ -17,8 +17,8 @@ from genrec.training import RecipeConfig, run_recipe
 
 logger = logging.getLogger(__name__)
 
-DEMO_STEPS = 300
-DEMO_SASREC = {"max_epochs": 20}  # keeps the demo short; benchmarks/quality.py trains SASRec to convergence
+DEMO_STEPS = 800
+DEMO_SASREC = {"max_epochs": 60}  # keeps the demo short; benchmarks/quality.py trains SASRec to convergence
 
 # A CPU-sized TIGER: the semantic-rq index of the full recipe (train/configs/tiger_t5.yaml) and a smaller T5
 # trained for a fixed number of steps, so the whole demo stays well under 15 minutes on 2 cores.
@@ -36,7 +36,7 @@ DEMO_RECIPE = dict(
     template_style="tiger",
     history_separator="",
     tasks="seqrec",
-    max_history=10,
+    max_history=20,
     max_steps=DEMO_STEPS,
     eval_steps=DEMO_STEPS,
     per_device_train_batch_size=64,
