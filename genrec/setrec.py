@@ -559,14 +559,21 @@ def run_set_recipe(cfg, command: str | None = None, data=None) -> tuple[SetRecom
     from transformers import set_seed
 
     from genrec.data import leave_one_out
-    from genrec.training import SCRATCH_T5, build_model, fit_index, load_data, train_evaluate_save
+    from genrec.training import (
+        build_model,
+        bundle_fields,
+        fit_index,
+        load_data,
+        make_prompter,
+        train_evaluate_save,
+    )
 
     set_seed(cfg.seed)
     data = data if data is not None else load_data(cfg.data)
     split = leave_one_out(data)
     index = fit_index(cfg, data, split)
     titles = data.titles()
-    prompter = Prompter(index, titles, cfg.template_style, cfg.max_history, cfg.max_title_history)
+    prompter = make_prompter(cfg, index, titles)
     backbone, tokenizer, kind, adapter = build_model(cfg, data, index, prompter)
     if kind == CAUSAL:
         tokenizer.padding_side = "left"
@@ -586,24 +593,10 @@ def run_set_recipe(cfg, command: str | None = None, data=None) -> tuple[SetRecom
     eval_dataset = encode_set_pairs(eval_pairs, tokenizer, index, vocabulary)
 
     bundle_config = SetBundleConfig(
-        kind=kind,
-        index_fingerprint=index.fingerprint,
-        template_style=cfg.template_style,
-        max_history=cfg.max_history,
-        max_title_history=cfg.max_title_history,
-        base_model=None if cfg.backbone == SCRATCH_T5 else cfg.backbone,
-        adapter=adapter,
-        num_beams=cfg.eval_num_beams,
+        **bundle_fields(cfg, kind, index, adapter, data.name, command),
         positions=vocabulary.positions,
         cf_weight=cfg.set_cf_weight,
         cf_score_weight=cfg.set_cf_score_weight,
-        recipe={
-            "name": cfg.name,
-            "data": data.name,
-            "backbone": cfg.backbone,
-            "command": command or f"genrec train --config <{cfg.name}.yaml>",
-            "config": dataclasses.asdict(cfg),
-        },
     )
     recommender = SetRecommender(model, tokenizer, index, bundle_config, titles)
     trainer = make_set_trainer(cfg, model, tokenizer, train_dataset, eval_dataset, split, recommender)

@@ -345,9 +345,7 @@ def run_recipe(
     split = leave_one_out(data)
     index = fit_index(cfg, data, split)
     titles = data.titles()
-    prompter = Prompter(
-        index, titles, cfg.template_style, cfg.max_history, cfg.max_title_history, cfg.history_separator
-    )
+    prompter = make_prompter(cfg, index, titles)
     model, tokenizer, kind, adapter = build_model(cfg, data, index, prompter)
 
     dataset = build_task_dataset(prompter, split, cfg.task_list, seed=cfg.seed)
@@ -366,7 +364,21 @@ def run_recipe(
         kind,
     )
 
-    bundle_config = BundleConfig(
+    bundle_config = BundleConfig(**bundle_fields(cfg, kind, index, adapter, data.name, command))
+    recommender = GenerativeRecommender(model, tokenizer, index, bundle_config, titles)
+    trainer = _make_trainer(cfg, kind, model, tokenizer, train_dataset, eval_dataset, split, recommender)
+
+    return train_evaluate_save(cfg, trainer, recommender, split)
+
+
+def make_prompter(cfg: RecipeConfig, index: ItemIndex, titles: dict[str, str]) -> Prompter:
+    """The prompt format of a recipe; the bundle records the same settings so inference formats prompts alike."""
+    return Prompter(index, titles, cfg.template_style, cfg.max_history, cfg.max_title_history, cfg.history_separator)
+
+
+def bundle_fields(cfg: RecipeConfig, kind: str, index: ItemIndex, adapter: bool, data_name: str, command) -> dict:
+    """The :class:`BundleConfig` fields every recipe records (prompt settings, backbone, recipe for the card)."""
+    return dict(
         kind=kind,
         index_fingerprint=index.fingerprint,
         template_style=cfg.template_style,
@@ -378,16 +390,12 @@ def run_recipe(
         num_beams=cfg.eval_num_beams,
         recipe={
             "name": cfg.name,
-            "data": data.name,
+            "data": data_name,
             "backbone": cfg.backbone,
             "command": command or f"genrec train --config <{cfg.name}.yaml>",
             "config": dataclasses.asdict(cfg),
         },
     )
-    recommender = GenerativeRecommender(model, tokenizer, index, bundle_config, titles)
-    trainer = _make_trainer(cfg, kind, model, tokenizer, train_dataset, eval_dataset, split, recommender)
-
-    return train_evaluate_save(cfg, trainer, recommender, split)
 
 
 def train_evaluate_save(cfg: RecipeConfig, trainer, recommender, split: LeaveOneOutSplit):
