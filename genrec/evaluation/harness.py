@@ -6,7 +6,6 @@ Entries that are not catalog item ids count as invalid (``invalid_rate``).
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Sequence
@@ -102,7 +101,3 @@ def format_table(rows: dict[str, dict], ks: Sequence[int] = DEFAULT_KS) -> str:
         lines.append(" | ".join(cells))
     return "\n".join(lines)
 
-
-def load_metrics(path: str) -> dict:
-    with open(path) as f:
-        return json.load(f)
