@@ -58,6 +58,7 @@ def cmd_train(argv: list[str]) -> None:
 
     from genrec.training import RecipeConfig, run_recipe
 
+    argv = ["--output_dir" if a == "--output" else a for a in argv]  # DESIGN.md spells it --output
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, rest = pre.parse_known_args(argv)
