@@ -556,24 +556,15 @@ def make_set_trainer(cfg, model: SetRecModel, tokenizer, train_dataset, eval_dat
 def run_set_recipe(cfg, command: str | None = None, data=None) -> tuple[SetRecommender, dict]:
     """Train a SETRec recipe (``cfg.decoder == "set"``) end to end: data → set index → backbone + queries →
     ``Trainer`` → test metrics → bundle at ``output_dir/bundle``. Called by :func:`genrec.training.run_recipe`."""
-    from transformers import set_seed
-
-    from genrec.data import leave_one_out
     from genrec.training import (
         build_model,
         bundle_fields,
-        fit_index,
-        load_data,
-        make_prompter,
+        prepare_recipe,
         train_evaluate_save,
+        validation_pairs,
     )
 
-    set_seed(cfg.seed)
-    data = data if data is not None else load_data(cfg.data)
-    split = leave_one_out(data)
-    index = fit_index(cfg, data, split)
-    titles = data.titles()
-    prompter = make_prompter(cfg, index, titles)
+    data, split, index, titles, prompter = prepare_recipe(cfg, data)
     backbone, tokenizer, kind, adapter = build_model(cfg, data, index, prompter)
     if kind == CAUSAL:
         tokenizer.padding_side = "left"
@@ -583,14 +574,7 @@ def run_set_recipe(cfg, command: str | None = None, data=None) -> tuple[SetRecom
     train_dataset = set_training_dataset(
         prompter, split, cfg.task_list, tokenizer, vocabulary, cfg.seed, cfg.max_train_examples
     )
-    from datasets import Dataset
-
-    # The Trainer wants an eval dataset; the harness evaluation (HarnessEvaluationMixin) does not read it.
-    valid = list(zip(split.histories("valid"), split.targets("valid")))[:64]
-    eval_pairs = Dataset.from_dict(
-        {"prompt": [prompter.seqrec_prompt(h) for h, _ in valid], "target": [index.identifier(t) for _, t in valid]}
-    )
-    eval_dataset = encode_set_pairs(eval_pairs, tokenizer, index, vocabulary)
+    eval_dataset = encode_set_pairs(validation_pairs(prompter, split, index), tokenizer, index, vocabulary)
 
     bundle_config = SetBundleConfig(
         **bundle_fields(cfg, kind, index, adapter, data.name, command),

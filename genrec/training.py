@@ -334,41 +334,47 @@ def run_recipe(
 
     ``data`` (already loaded) takes the place of ``cfg.data``.
     """
-    from transformers import set_seed
-
     if cfg.decoder == "set":  # SETRec: its own model, trainer and recommender (genrec/setrec.py)
         from genrec.setrec import run_set_recipe
 
         return run_set_recipe(cfg, command, data=data)
-    set_seed(cfg.seed)
-    data = data if data is not None else load_data(cfg.data)
-    split = leave_one_out(data)
-    index = fit_index(cfg, data, split)
-    titles = data.titles()
-    prompter = make_prompter(cfg, index, titles)
+    data, split, index, titles, prompter = prepare_recipe(cfg, data)
     model, tokenizer, kind, adapter = build_model(cfg, data, index, prompter)
 
     dataset = build_task_dataset(prompter, split, cfg.task_list, seed=cfg.seed)
     if cfg.max_train_examples and len(dataset) > cfg.max_train_examples:
         dataset = dataset.select(range(cfg.max_train_examples))
     train_dataset = tokenize_pairs(dataset, tokenizer, kind)
-    valid_pairs = [
-        (prompter.seqrec_prompt(h), index.identifier(t))
-        for h, t in zip(split.histories("valid")[:64], split.targets("valid")[:64])
-    ]
-    from datasets import Dataset
-
-    eval_dataset = tokenize_pairs(
-        Dataset.from_dict({"prompt": [p for p, _ in valid_pairs], "target": [t for _, t in valid_pairs]}),
-        tokenizer,
-        kind,
-    )
+    eval_dataset = tokenize_pairs(validation_pairs(prompter, split, index), tokenizer, kind)
 
     bundle_config = BundleConfig(**bundle_fields(cfg, kind, index, adapter, data.name, command))
     recommender = GenerativeRecommender(model, tokenizer, index, bundle_config, titles)
     trainer = _make_trainer(cfg, kind, model, tokenizer, train_dataset, eval_dataset, split, recommender)
 
     return train_evaluate_save(cfg, trainer, recommender, split)
+
+
+def prepare_recipe(cfg: RecipeConfig, data: InteractionData | None = None):
+    """Seed, data, split, index, titles and prompter: the start every recipe shares."""
+    from transformers import set_seed
+
+    set_seed(cfg.seed)
+    data = data if data is not None else load_data(cfg.data)
+    split = leave_one_out(data)
+    index = fit_index(cfg, data, split)
+    titles = data.titles()
+    return data, split, index, titles, make_prompter(cfg, index, titles)
+
+
+def validation_pairs(prompter: Prompter, split: LeaveOneOutSplit, index: ItemIndex, limit: int = 64):
+    """A small (prompt, target) validation set: the Trainer needs an eval dataset, though the harness evaluation
+    (:class:`HarnessEvaluationMixin`) scores the validation split itself."""
+    from datasets import Dataset
+
+    histories, targets = split.histories("valid")[:limit], split.targets("valid")[:limit]
+    return Dataset.from_dict(
+        {"prompt": [prompter.seqrec_prompt(h) for h in histories], "target": [index.identifier(t) for t in targets]}
+    )
 
 
 def make_prompter(cfg: RecipeConfig, index: ItemIndex, titles: dict[str, str]) -> Prompter:

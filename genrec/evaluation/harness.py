@@ -100,4 +100,3 @@ def format_table(rows: dict[str, dict], ks: Sequence[int] = DEFAULT_KS) -> str:
         cells += [f"{m.get('invalid_rate', 0.0):.4f}", str(m.get("num_users", ""))]
         lines.append(" | ".join(cells))
     return "\n".join(lines)
-
