@@ -1,178 +1,514 @@
-"""Quality benchmark: every model in MODELS trained and scored with the shared harness on ML-100K (or --data DIR).
+"""Quality benchmark: every recipe and both baselines, plus the papers' reproduction studies, on ML-100K.
 
-Protocol (BENCHMARK.md): leave-one-out, full-catalog ranking, seen items not excluded, all users of the test split.
-Models are rows of :data:`MODELS` (name → ``fit(split, seed) -> (recommender, train_seconds)``); the generative
-recipes are added there as more rows.
+Protocol (BENCHMARK.md): leave-one-out, full-catalog ranking, seen items not excluded, test split. Each row is a
+baseline (``pop``, ``sasrec``) or a recipe of ``train/configs`` with overrides; every row is trained and scored with
+``--seeds`` seeds (mean ± std). What runs:
 
-    python benchmarks/quality.py                                   # Pop + SASRec on ML-100K, seed 0
-    python benchmarks/quality.py --seeds 3 --threads 1 --json results/quality.json
-    python benchmarks/quality.py --data /tmp/ml100k --only pop     # a prepared dataset (`genrec prepare`)
-    python benchmarks/quality.py --only sasrec --sasrec training_mode=prefix --sasrec batch_size=2048
-    python benchmarks/quality.py --only tiger_t5,p5_sid_t5 --recipe max_steps=2000 --recipe eval_steps=500
+- ``recipes``: Pop, SASRec and every YAML in train/configs.
+- ``p5-indexing``: P5's indexing study (Hua et al. 2023): seven indexing methods, same T5, prompts and budget.
+- ``tiger``: TIGER (Rajput et al. 2023): semantic IDs + T5 vs SASRec; RQ-VAE vs RQ-KMeans; suffix vs Sinkhorn.
+- ``lcrec``: LC-Rec (Zheng et al. 2024): sequential task alone vs + explicit vs + implicit alignment tasks.
+- ``setrec``: SETRec (Lin et al. 2025): set identifiers decoded at once vs the same tokens as an ordered sequence.
+- ``beams``: NDCG@10 of the first TIGER bundle decoded with several beam sizes.
+
+Budgets (``--budget``): ``full`` trains each recipe as its YAML says (a GPU job); ``cpu`` gives every T5 recipe the
+same small T5 and a fixed step budget and every pretrained-LLM recipe a few LoRA steps (what 2 CPU cores allow);
+``quick`` is a smoke run of everything in minutes. Finished runs are cached as JSON under ``--output-root`` so an
+interrupted benchmark resumes; the report (model_cards/RESULTS.md block, one card per recipe, PNG plots) is
+rendered from them by ``benchmarks/report.py``.
+
+    python benchmarks/quality.py --quick                               # everything, tiny budget, minutes
+    python benchmarks/quality.py --budget cpu --seeds 3 --jobs 2       # the committed RESULTS.md run
+    python benchmarks/quality.py --study tiger --budget full --seeds 3 # on a GPU
+    python benchmarks/quality.py --data DIR --study recipes            # any dataset prepared with `genrec prepare`
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import concurrent.futures
+import dataclasses
+import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import platform
-import statistics
 import sys
 import time
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import torch
 
-from genrec.baselines import PopularityRecommender, SASRecConfig, SASRecRecommender
-from genrec.data import InteractionData, LeaveOneOutSplit, leave_one_out
-from genrec.evaluation import DEFAULT_KS, evaluate
-from genrec.utils import atomic_write_json
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report  # noqa: E402  (benchmarks/report.py)
+
+from genrec.data import InteractionData, leave_one_out  # noqa: E402
+from genrec.evaluation import evaluate  # noqa: E402
+from genrec.utils import atomic_write_json  # noqa: E402
 
 logger = logging.getLogger("benchmarks.quality")
 
-FitFn = Callable[[LeaveOneOutSplit, int], tuple[object, float]]
+REPO = Path(__file__).resolve().parents[1]
+RECIPES_DIR = REPO / "train" / "configs"
+SCRATCH_T5 = "t5-scratch"
 
 
-def fit_pop(split: LeaveOneOutSplit, seed: int) -> tuple[PopularityRecommender, float]:
-    started = time.perf_counter()
-    model = PopularityRecommender().fit(split)
-    return model, time.perf_counter() - started
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of a results table: a baseline or a recipe with field overrides."""
+
+    label: str
+    model: str  # "pop", "sasrec" or a recipe name in train/configs
+    overrides: tuple = ()  # sorted (key, value) pairs of RecipeConfig fields
+
+    @property
+    def key(self) -> str:
+        """Identical model + overrides share one set of runs across studies."""
+        if not self.overrides:
+            return self.model
+        digest = hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.model}+{digest}"
 
 
-def fit_sasrec(split: LeaveOneOutSplit, seed: int, **options) -> tuple[SASRecRecommender, float]:
-    started = time.perf_counter()
-    model = SASRecRecommender().fit(split, SASRecConfig.from_dict({**options, "seed": seed}))
-    return model, time.perf_counter() - started
+def row(label: str, model: str, **overrides) -> Row:
+    return Row(label, model, tuple(sorted((k, _hashable(v)) for k, v in overrides.items())))
 
 
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "train" / "configs"
-# Generative recipes run by default (the LLM ones need --only and a budget; see model_cards/RESULTS.md).
-DEFAULT_RECIPES = ("tiger_t5",)
+def _hashable(value):
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
 
 
-def fit_recipe(
-    split: LeaveOneOutSplit, seed: int, recipe: str, data: InteractionData, output_root: str, overrides: dict
-) -> tuple[object, float]:
-    """Train ``train/configs/<recipe>.yaml`` (with ``overrides``) on ``data``; the split is the harness's own."""
-    from genrec.training import RecipeConfig, run_recipe
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A reproduction table: rows on one budget, and the paper's claims as (better, worse) row labels."""
 
-    cfg = RecipeConfig.from_yaml(
-        str(RECIPES_DIR / f"{recipe}.yaml"),
-        **{**overrides, "seed": seed, "output_dir": f"{output_root}/{recipe}-{seed}"},
-    )
-    cfg.evaluate_test = False  # the benchmark scores the test split itself, on the same users as every other row
-    recommender, metrics = run_recipe(cfg, command=f"benchmarks/quality.py --only {recipe}", data=data)
-    return recommender, metrics["train_seconds"]
+    title: str
+    paper: str
+    rows: tuple[Row, ...]
+    claims: tuple[tuple[str, str], ...] = ()
+    speed: bool = False  # also report users/s of test decoding per row
 
 
-# name → fit(split, seed) returning (recommender, train seconds); recipes are added in main().
-MODELS: dict[str, FitFn] = {
-    "pop": fit_pop,
-    "sasrec": fit_sasrec,
+RQVAE_SUFFIX = {"quantizer": "rqvae", "num_levels": 3, "codebook_size": 256, "dedup": "suffix"}
+INDEXING_METHODS = {
+    "random": {},
+    "independent": {},
+    "title": {},
+    "sequential": {},
+    "collaborative": {},
+    "semantic-rq": RQVAE_SUFFIX,
+    "hybrid": {},  # CID + IID (P5's best hybrid)
 }
 
 
-def main(
-    data: str | None = None,
-    seeds: int = 1,
-    first_seed: int = 0,
-    only: list[str] | None = None,
-    json_path: str | None = None,
-    ks: tuple[int, ...] = DEFAULT_KS,
-    sasrec_options: dict | None = None,
-    threads: int | None = None,
-    max_users: int | None = None,
-    recipe_overrides: dict | None = None,
-    output_root: str = "runs/quality",
-) -> dict:
-    if threads:
-        torch.set_num_threads(threads)
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
 
-        dataset = InteractionData.load(data)
-    else:
-        from genrec.data.datasets import load_named_dataset
 
-        dataset = load_named_dataset("movielens-100k")
-    split = leave_one_out(dataset)
-    print(f"dataset {dataset.name}: {dataset.stats()}", file=sys.stderr)
-
-    models = dict(MODELS)
-    if sasrec_options:
-        models["sasrec"] = partial(fit_sasrec, **sasrec_options)
-    for path in sorted(RECIPES_DIR.glob("*.yaml")):
-        models[path.stem] = partial(
-            fit_recipe, recipe=path.stem, data=dataset, output_root=output_root, overrides=recipe_overrides or {}
-        )
-    names = only or ["pop", "sasrec", *DEFAULT_RECIPES]
-    unknown = [n for n in names if n not in models]
-    if unknown:
-        raise SystemExit(f"unknown model(s) {unknown}; known: {sorted(models)}")
-
-    runs: dict[str, list[dict]] = {}
-    for name in names:
-        for seed in range(first_seed, first_seed + seeds):
-            model, train_seconds = models[name](split, seed)
-            metrics = evaluate(model, split, "test", ks=ks, max_users=max_users, progress=False)
-            metrics.update(seed=seed, train_seconds=train_seconds)
-            if getattr(model, "best_epoch", None) is not None:
-                metrics.update(best_epoch=model.best_epoch, epochs=len(model.history))
-            runs.setdefault(name, []).append(metrics)
-            print(f"{name} seed {seed}: {json.dumps(metrics, sort_keys=True)}", file=sys.stderr)
-
-    summary = {name: _mean(results, ks) for name, results in runs.items()}
-    print(format_markdown(summary, ks, seeds))
-    result = {
-        "dataset": dataset.name,
-        "stats": dataset.stats(),
-        "protocol": "leave-one-out, full ranking, exclude_seen=False, test split",
-        "seeds": list(range(first_seed, first_seed + seeds)),
-        "sasrec_options": sasrec_options or {},
-        "recipe_overrides": recipe_overrides or {},
-        "machine": _machine(),
-        "command": " ".join(sys.argv),
-        "summary": summary,
-        "runs": runs,
+def studies() -> dict[str, Study]:
+    return {
+        "recipes": Study(
+            "Every recipe and both baselines",
+            "",
+            tuple([row("Pop", "pop"), row("SASRec", "sasrec")] + [row(name, name) for name in recipe_names()]),
+        ),
+        "p5-indexing": Study(
+            "P5 indexing study: one T5, P5 prompts, one budget, seven ways to write item IDs",
+            "Hua et al. 2023 (How to Index Item IDs): sequential, collaborative and hybrid (CID+IID) indexing beat "
+            "random, independent and title IDs",
+            tuple(
+                row(
+                    method,
+                    "p5_cid_t5" if method == "collaborative" else "p5_sid_t5",
+                    index_method=method,
+                    index_options=options,
+                )
+                for method, options in INDEXING_METHODS.items()
+            ),
+            claims=(
+                ("sequential", "random"),
+                ("collaborative", "random"),
+                ("hybrid", "random"),
+                ("collaborative", "title"),
+                ("collaborative", "independent"),
+            ),
+        ),
+        "tiger": Study(
+            "TIGER: semantic IDs + T5 vs SASRec; RQ-VAE vs RQ-KMeans; collision suffix vs Sinkhorn",
+            "Rajput et al. 2023 (TIGER): semantic-ID generation beats SASRec and RQ-VAE codes beat simpler "
+            "quantisers; LC-Rec (Zheng et al. 2024): a Sinkhorn-balanced last level beats a collision suffix",
+            (
+                row("SASRec", "sasrec"),
+                row("RQ-VAE + suffix (tiger_t5)", "tiger_t5"),
+                row("RQ-KMeans + suffix", "tiger_t5", index_options={**RQVAE_SUFFIX, "quantizer": "rqkmeans"}),
+                row("RQ-VAE + Sinkhorn (tiger_t5_sinkhorn)", "tiger_t5_sinkhorn"),
+            ),
+            claims=(
+                ("RQ-VAE + suffix (tiger_t5)", "SASRec"),
+                ("RQ-VAE + suffix (tiger_t5)", "RQ-KMeans + suffix"),
+                ("RQ-VAE + Sinkhorn (tiger_t5_sinkhorn)", "RQ-VAE + suffix (tiger_t5)"),
+            ),
+        ),
+        "lcrec": Study(
+            "LC-Rec: sequential recommendation alone vs + explicit vs + implicit alignment (SmolLM2-135M, LoRA)",
+            "Zheng et al. 2024 (LC-Rec): each group of alignment tasks adds to next-item quality",
+            (
+                row("seqrec", "lcrec_smollm", tasks="seqrec"),
+                row("+ explicit (item2index, index2item)", "lcrec_smollm", tasks="seqrec,item2index,index2item"),
+                row("+ implicit (titles2index, history2title)", "lcrec_smollm"),
+            ),
+            claims=(
+                ("+ explicit (item2index, index2item)", "seqrec"),
+                ("+ implicit (titles2index, history2title)", "+ explicit (item2index, index2item)"),
+            ),
+        ),
+        "setrec": Study(
+            "SETRec: set identifiers decoded at once vs the same tokens as an ordered sequence",
+            "Lin et al. 2025 (SETRec): order-agnostic set identifiers with simultaneous decoding are better and "
+            "faster than autoregressive decoding of the same tokens",
+            (
+                row("set, one forward pass (setrec_t5)", "setrec_t5"),
+                row("ordered, trie beam search", "setrec_t5", decoder="trie"),
+            ),
+            claims=(("set, one forward pass (setrec_t5)", "ordered, trie beam search"),),
+            speed=True,
+        ),
     }
-    if json_path:
-        atomic_write_json(json_path, result)
+
+
+BEAM_SIZES = (10, 20, 40)
+BEAM_ROW = row("RQ-VAE + suffix (tiger_t5)", "tiger_t5")
+
+# What each budget changes. T5 recipes (trained from scratch) all get the same small T5 and step budget so rows
+# differ only in what the study varies; pretrained-LLM recipes get a few LoRA steps on fixed user samples.
+BUDGETS = {
+    "full": {"t5": {}, "llm": {}, "sasrec": {}},
+    "cpu": {
+        "t5": dict(
+            t5_num_layers=2,
+            t5_num_decoder_layers=2,
+            t5_d_model=128,
+            t5_num_heads=4,
+            t5_d_kv=32,
+            t5_d_ff=512,
+            max_steps=300,
+            eval_steps=300,
+            per_device_train_batch_size=64,
+            learning_rate=3e-3,
+            warmup_steps=0.05,
+            eval_max_users=100,
+        ),
+        # Beam search of a 135M causal LM costs ~4-7 s per user on one core, so LLM rows are scored on 50 users.
+        "llm": dict(
+            max_steps=30,
+            eval_steps=30,
+            per_device_train_batch_size=8,
+            gradient_accumulation_steps=1,
+            max_train_examples=2000,
+            max_history=5,
+            max_title_history=3,
+            eval_max_users=5,
+            eval_num_beams=10,
+            test_max_users=50,
+        ),
+        "sasrec": {},
+    },
+    "quick": {
+        "t5": dict(
+            t5_num_layers=1,
+            t5_num_decoder_layers=1,
+            t5_d_model=64,
+            t5_num_heads=2,
+            t5_d_kv=32,
+            t5_d_ff=128,
+            max_steps=20,
+            eval_steps=20,
+            per_device_train_batch_size=32,
+            learning_rate=3e-3,
+            eval_max_users=20,
+            eval_num_beams=10,
+            test_max_users=100,
+        ),
+        "llm": dict(
+            max_steps=2,
+            eval_steps=2,
+            per_device_train_batch_size=4,
+            gradient_accumulation_steps=1,
+            max_train_examples=200,
+            max_history=3,
+            max_title_history=2,
+            eval_max_users=2,
+            eval_num_beams=10,
+            test_max_users=5,
+        ),
+        "sasrec": {"max_epochs": 2, "show_progress": False},
+    },
+}
+
+
+@dataclasses.dataclass
+class Job:
+    row: Row
+    seed: int
+    budget: str
+    data: str
+    output_root: str
+    max_users: int | None = None
+
+    @property
+    def result_path(self) -> Path:
+        return Path(self.output_root) / "runs" / f"{self.row.key}-seed{self.seed}.json"
+
+
+def recipe_config(job: Job):
+    """The RecipeConfig of a recipe row: YAML, then the budget, then the row's and the command line's overrides."""
+    from genrec.training import RecipeConfig
+
+    cfg = RecipeConfig.from_yaml(str(RECIPES_DIR / f"{job.row.model}.yaml"))
+    family = "t5" if cfg.backbone == SCRATCH_T5 else "llm"
+    values = {**BUDGETS[job.budget][family], **dict(job.row.overrides)}
+    values = {k: json.loads(v) if k == "index_options" and isinstance(v, str) else v for k, v in values.items()}
+    if job.max_users:
+        values["test_max_users"] = job.max_users
+    values.update(seed=job.seed, output_dir=str(Path(job.output_root) / "bundles" / f"{job.row.key}-seed{job.seed}"))
+    return RecipeConfig.from_yaml(str(RECIPES_DIR / f"{job.row.model}.yaml"), **values)
+
+
+def run_job(job: Job) -> dict:
+    """Train and score one (row, seed); the result is cached at ``job.result_path``."""
+    if job.result_path.is_file():
+        return json.loads(job.result_path.read_text())
+    data = InteractionData.load(job.data)
+    started = time.time()
+    if job.row.model in ("pop", "sasrec"):
+        result = _run_baseline(job, data)
+    else:
+        result = _run_recipe(job, data)
+    result.update(seed=job.seed, row=job.row.key, wall_seconds=round(time.time() - started, 1))
+    atomic_write_json(job.result_path, result)
     return result
 
 
-def _mean(results: list[dict], ks) -> dict:
-    keys = [f"{m}@{k}" for m in ("recall", "ndcg") for k in ks] + ["invalid_rate", "train_seconds"]
-    out = {key: statistics.fmean(r[key] for r in results) for key in keys}
-    if len(results) > 1:
-        out.update({f"{key}_std": statistics.stdev(r[key] for r in results) for key in keys})
-    out["num_users"] = results[0]["num_users"]
-    return out
+def _run_baseline(job: Job, data: InteractionData) -> dict:
+    from genrec.baselines import fit_baseline
+
+    split = leave_one_out(data)
+    options = (
+        {**BUDGETS[job.budget]["sasrec"], **dict(job.row.overrides), "seed": job.seed}
+        if job.row.model == "sasrec"
+        else {}
+    )
+    start = time.time()
+    model = fit_baseline(job.row.model, split, **options)
+    train_seconds = time.time() - start
+    start = time.time()
+    metrics = evaluate(model, split, "test", max_users=job.max_users, progress=False)
+    metrics["test_seconds"] = round(time.time() - start, 2)
+    network = getattr(model, "model", None)
+    metrics.update(
+        train_seconds=round(train_seconds, 1),
+        parameters=sum(p.numel() for p in network.parameters()) if network is not None else 0,
+    )
+    if getattr(model, "best_epoch", None) is not None:
+        metrics.update(best_epoch=model.best_epoch, epochs=len(model.history))
+    return metrics
 
 
-def format_markdown(summary: dict, ks, seeds: int) -> str:
-    """Markdown table; with several seeds each cell is mean ± standard deviation."""
-    header = ["model"] + [f"R@{k}" for k in ks] + [f"N@{k}" for k in ks] + ["invalid", "users", "train s"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def _run_recipe(job: Job, data: InteractionData) -> dict:
+    from genrec.training import run_recipe
 
-    def cell(m, key, digits=4):
-        text = f"{m[key]:.{digits}f}"
-        return text + (f" ± {m[key + '_std']:.{digits}f}" if seeds > 1 and key + "_std" in m else "")
-
-    for name, m in summary.items():
-        cells = [name] + [cell(m, f"recall@{k}") for k in ks] + [cell(m, f"ndcg@{k}") for k in ks]
-        cells += [f"{m['invalid_rate']:.4f}", str(m["num_users"]), cell(m, "train_seconds", 1)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cfg = recipe_config(job)
+    try:
+        _, metrics = run_recipe(cfg, command=job_command(job), data=data)
+    except (OSError, ImportError) as error:  # an unreachable hub backbone, a missing file or optional package
+        logger.warning("%s not run: %s", job.row.key, error)
+        return {"not_run": f"backbone {cfg.backbone} could not be loaded: {str(error).splitlines()[0]}"}
+    metrics["bundle"] = str(Path(cfg.output_dir) / "bundle")
+    return metrics
 
 
-def _machine() -> dict:
+def job_command(job: Job) -> str:
+    """The command that reproduces this row (the whole benchmark run reproduces every row)."""
+    recipe_flags = " ".join(
+        f"--recipe {k}={v!r}" if isinstance(v, str) else f"--recipe {k}={v}" for k, v in job.row.overrides
+    )
+    return f"python benchmarks/quality.py --budget {job.budget} --only {job.row.model} {recipe_flags}".strip()
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING)
+
+
+def run_jobs(jobs: list[Job], workers: int, threads: int) -> dict[str, list[dict]]:
+    """Run every job (``workers`` processes of ``threads`` torch threads); results grouped by row key.
+
+    A run that fails is reported (``not_run``) and not cached, so the next call retries it; the others go on.
+    """
+    pending = [j for j in jobs if not j.result_path.is_file()]
+    print(f"{len(jobs)} runs, {len(jobs) - len(pending)} cached, {len(pending)} to train", file=sys.stderr)
+    failed: dict[Path, str] = {}
+
+    def finished(job: Job, future_or_call) -> None:
+        try:
+            _log_done(job, future_or_call())
+        except Exception as error:  # noqa: BLE001  (one broken row must not lose the others' hours of training)
+            logger.exception("%s seed %d failed", job.row.key, job.seed)
+            failed[job.result_path] = (
+                f"failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            )
+
+    if workers > 1 and len(pending) > 1:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, context, _worker_init, (threads,)) as pool:
+            futures = {pool.submit(run_job, job): job for job in pending}
+            for future in concurrent.futures.as_completed(futures):
+                finished(futures[future], future.result)
+    else:
+        torch.set_num_threads(threads)
+        for job in pending:
+            finished(job, lambda job=job: run_job(job))
+    results: dict[str, list[dict]] = {}
+    for job in jobs:
+        result = (
+            {"not_run": failed[job.result_path]}
+            if job.result_path in failed
+            else json.loads(job.result_path.read_text())
+        )
+        results.setdefault(job.row.key, []).append(result)
+    return results
+
+
+def _log_done(job: Job, result: dict) -> None:
+    shown = {k: result[k] for k in ("ndcg@10", "recall@10", "train_seconds", "not_run") if k in result}
+    print(f"\ndone {job.row.label} [{job.row.key}] seed {job.seed}: {shown}", file=sys.stderr)
+
+
+def beam_sweep(bundle: str, data: str, output_root: str, max_users: int | None) -> dict:
+    """Test NDCG@10 / Recall@10 of one saved bundle decoded with each of :data:`BEAM_SIZES` (cached)."""
+    path = Path(output_root) / "runs" / "beams.json"
+    if path.is_file() and json.loads(path.read_text()).get("bundle") == bundle:
+        return json.loads(path.read_text())
+    from genrec.recommender import GenerativeRecommender
+
+    recommender = GenerativeRecommender.from_pretrained(bundle)
+    split = leave_one_out(InteractionData.load(data))
+    sweep = {"bundle": bundle, "beams": {}}
+    for beams in BEAM_SIZES:
+        start = time.time()
+        metrics = evaluate(recommender, split, "test", ks=(10,), max_users=max_users, num_beams=beams, batch_size=32)
+        metrics["test_seconds"] = round(time.time() - start, 2)
+        sweep["beams"][str(beams)] = metrics
+        print(f"beams {beams}: {metrics}", file=sys.stderr)
+    atomic_write_json(path, sweep)
+    return sweep
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = make_parser().parse_args(argv)
+    if args.quick:
+        args.budget = "quick"
+    output_root = Path(args.output_root or f"runs/quality-{args.budget}")
+    data_dir = _prepared_data(args.data, output_root)
+    all_studies = studies()
+    chosen = args.study.split(",") if args.study else list(all_studies)
+    unknown = [s for s in chosen if s not in all_studies and s != "beams"]
+    if unknown:
+        raise SystemExit(f"unknown study {unknown}; known: {[*all_studies, 'beams']}")
+    selected = {name: all_studies[name] for name in chosen if name in all_studies}
+    if args.only:
+        names = set(args.only.split(","))
+        known = {"pop", "sasrec", *recipe_names()}
+        if names - known:
+            raise SystemExit(f"unknown model(s) {sorted(names - known)}; known: {sorted(known)}")
+        selected = {"recipes": Study("Selected models", "", tuple(row(n, n) for n in sorted(names)))}
+        chosen = ["recipes"]
+
+    extra = {"recipe": dict(args.recipe), "sasrec": dict(args.sasrec)}
+    seeds = range(args.first_seed, args.first_seed + (args.seeds or (1 if args.budget == "quick" else 3)))
+    rows = [r for study in selected.values() for r in study.rows]
+    if "beams" in chosen:
+        rows.append(BEAM_ROW)
+    jobs, keys = [], set()
+    for r in (normalise(r, extra) for r in rows):
+        if r.key not in keys:
+            keys.add(r.key)
+            jobs += [Job(r, s, args.budget, str(data_dir), str(output_root), args.max_users) for s in seeds]
+    started = time.time()
+    results = run_jobs(jobs, args.jobs, args.threads)
+
+    beams = None
+    first = results.get(normalise(BEAM_ROW, extra).key)
+    if "beams" in chosen and first and "bundle" in first[0]:
+        beams = beam_sweep(first[0]["bundle"], str(data_dir), str(output_root), args.max_users)
+
+    command = "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    result = {
+        "dataset": InteractionData.load(data_dir).name,
+        "stats": InteractionData.load(data_dir).stats(),
+        "protocol": "leave-one-out, full-catalog ranking, seen items not excluded, test split",
+        "budget": args.budget,
+        "budget_overrides": BUDGETS[args.budget],
+        "recipe_overrides": extra["recipe"],
+        "sasrec_overrides": extra["sasrec"],
+        "seeds": list(seeds),
+        "machine": _machine(args.jobs, args.threads),
+        "command": command,
+        "wall_seconds": round(time.time() - started, 1),
+        "studies": {name: report.study_to_dict(s, lambda r: normalise(r, extra).key) for name, s in selected.items()},
+        "runs": results,
+        "beams": beams,
+    }
+    atomic_write_json(output_root / "quality.json", result)
+    print(report.render_results(result))
+    report_dir = args.report or (str(output_root / "report") if args.budget == "quick" else None)
+    if report_dir:
+        report.write_report(result, Path(report_dir), RECIPES_DIR)
+        print(f"report written into {report_dir}", file=sys.stderr)
+    return result
+
+
+def normalise(r: Row, extra: dict) -> Row:
+    """Add the command line's overrides (``extra["recipe"]`` for recipes, ``extra["sasrec"]`` for SASRec) and drop
+    overrides equal to the recipe's own YAML values, so one training run is shared (and cached) by every table it
+    appears in."""
+    if r.model == "pop":
+        return r
+    if r.model == "sasrec":
+        return row(r.label, r.model, **{**dict(r.overrides), **extra.get("sasrec", {})})
+    import yaml
+
+    recipe = yaml.safe_load((RECIPES_DIR / f"{r.model}.yaml").read_text())
+    overrides = {**dict(r.overrides), **extra.get("recipe", {})}
+    kept = {
+        k: v
+        for k, v in overrides.items()
+        if _hashable(recipe.get(k, {} if k == "index_options" else None)) != _hashable(v)
+    }
+    return row(r.label, r.model, **kept)
+
+
+def _prepared_data(data: str | None, output_root: Path) -> Path:
+    """A dataset directory workers can load: ``--data`` itself, or ML-100K prepared once under the output root."""
+    if data:
+        InteractionData.load(data)  # fail early on a bad directory
+        return Path(data)
+    target = output_root / "data" / "ml-100k"
+    if not (target / "meta.json").is_file():
+        from genrec.data.datasets import load_named_dataset
+
+        load_named_dataset("movielens-100k").save(target)
+    return target
+
+
+def _machine(workers: int, threads: int) -> dict:
     return {
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "workers": workers,
+        "torch_threads_per_worker": threads,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
@@ -189,16 +525,21 @@ def _key_value(text: str) -> tuple[str, object]:
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", help="prepared dataset directory (default: ML-100K via load_named_dataset)")
-    parser.add_argument("--seeds", type=int, default=1, help="number of seeds per model (3 for claims)")
+    parser.add_argument("--data", help="prepared dataset directory (default: ML-100K, prepared under --output-root)")
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu", help="training budget (default: cpu)")
+    parser.add_argument("--quick", action="store_true", help="the 'quick' budget: every row, tiny budget, minutes")
+    parser.add_argument("--study", help=f"comma-separated studies (default: all): {', '.join([*studies(), 'beams'])}")
+    parser.add_argument("--only", help="comma-separated models instead of studies: pop, sasrec or recipe names")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per row (default: 3; 1 with --quick)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first_seed .. first_seed+N-1")
     parser.add_argument(
-        "--only",
-        help="comma-separated model names: pop, sasrec, or a recipe name from train/configs "
-        f"(default: pop,sasrec,{','.join(DEFAULT_RECIPES)})",
+        "--recipe",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="RecipeConfig override for every recipe row, after the budget (repeatable), e.g. max_steps=1000",
     )
-    parser.add_argument("--json", dest="json_path", help="write summary + per-seed metrics here")
-    parser.add_argument("--ks", default=",".join(map(str, DEFAULT_KS)), help="cut-offs, e.g. 5,10,20")
     parser.add_argument(
         "--sasrec",
         action="append",
@@ -207,33 +548,21 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="SASRecConfig override (repeatable), e.g. --sasrec training_mode=prefix",
     )
+    parser.add_argument("--max-users", type=int, help="score a seeded sample of test users (default: all)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, each in its own process")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    parser.add_argument("--output-root", help="runs, bundles and the cache (default: runs/quality-BUDGET)")
     parser.add_argument(
-        "--recipe",
-        action="append",
-        type=_key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="RecipeConfig override for every recipe row (repeatable), e.g. --recipe max_steps=500",
+        "--report",
+        nargs="?",
+        const="model_cards",
+        default=None,
+        metavar="DIR",
+        help="write RESULTS.md's generated block, one card per recipe and the plots into DIR (default model_cards)",
     )
-    parser.add_argument("--output-root", default="runs/quality", help="where recipe runs write checkpoints/bundles")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (1 is fastest on a busy 2-core machine)")
-    parser.add_argument("--max-users", type=int, help="evaluate a seeded sample of users (default: all)")
     return parser
 
 
 if __name__ == "__main__":
-    args = make_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    main(
-        data=args.data,
-        seeds=args.seeds,
-        first_seed=args.first_seed,
-        only=args.only.split(",") if args.only else None,
-        json_path=args.json_path,
-        ks=tuple(int(k) for k in args.ks.split(",")),
-        sasrec_options=dict(args.sasrec) or None,
-        threads=args.threads,
-        max_users=args.max_users,
-        recipe_overrides=dict(args.recipe) or None,
-        output_root=args.output_root,
-    )
+    main()

@@ -407,6 +407,7 @@ def bundle_fields(cfg: RecipeConfig, kind: str, index: ItemIndex, adapter: bool,
 def train_evaluate_save(cfg: RecipeConfig, trainer, recommender, split: LeaveOneOutSplit):
     """Train (resuming if asked), score the test split, and save the bundle with its metrics in the model card."""
     n_params = sum(p.numel() for p in trainer.model.parameters())
+    n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     n_examples = len(trainer.train_dataset)
     logger.info("training %s: %d examples, %d parameters", cfg.name, n_examples, n_params)
     start = time.time()
@@ -417,13 +418,16 @@ def train_evaluate_save(cfg: RecipeConfig, trainer, recommender, split: LeaveOne
     recommender.model = trainer.model
     metrics = {}
     if cfg.evaluate_test:
+        start = time.time()
         metrics = evaluate(
             recommender, split, "test", max_users=cfg.test_max_users, num_beams=cfg.eval_num_beams, batch_size=32
         )
+        metrics["test_seconds"] = round(time.time() - start, 2)
     metrics.update(
         train_seconds=round(train_seconds, 1),
         train_examples=n_examples,
         parameters=n_params,
+        trainable_parameters=n_trainable,
         best_valid_ndcg10=trainer.state.best_metric,
         steps=trainer.state.global_step,
     )

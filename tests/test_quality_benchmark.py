@@ -1,0 +1,80 @@
+"""benchmarks/quality.py and benchmarks/report.py: shared runs, claim verdicts, the RESULTS.md block, recipe cards."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import quality  # noqa: E402
+import report  # noqa: E402
+
+
+def _summary(ndcg, std, seeds=3):
+    return {"ndcg@10": ndcg, "ndcg@10_std": std, "seeds": seeds}
+
+
+def test_verdict_needs_a_gap_beyond_two_standard_errors():
+    assert report.verdict(_summary(0.05, 0.001), _summary(0.03, 0.001)).startswith("**held**")
+    assert report.verdict(_summary(0.03, 0.001), _summary(0.05, 0.001)).startswith("**reversed**")
+    assert report.verdict(_summary(0.031, 0.01), _summary(0.030, 0.01)).startswith("not separable")
+    assert "one seed" in report.verdict({"ndcg@10": 0.05, "seeds": 1}, {"ndcg@10": 0.03, "seeds": 1})
+    assert "not tested" in report.verdict({"not_run": "offline"}, _summary(0.03, 0.001))
+
+
+def test_summarize_means_and_stds_over_seeds_and_keeps_not_run():
+    runs = [{"ndcg@10": v, "num_users": 10, "train_seconds": 1.0, "test_seconds": 2.0} for v in (0.1, 0.2, 0.3)]
+    m = report.summarize(runs)
+    assert m["seeds"] == 3 and m["ndcg@10"] == pytest.approx(0.2) and m["ndcg@10_std"] == pytest.approx(0.1)
+    assert m["users_per_second"] == pytest.approx(5.0)
+    assert report.summarize([{"not_run": "backbone unavailable"}]) == {"not_run": "backbone unavailable"}
+    assert "not run: backbone unavailable" in report.table([("qwen", {"not_run": "backbone unavailable"})])
+
+
+def test_replace_block_keeps_the_hand_written_sections(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# results\n\nintro\n\n## Decoding\nkept\n")
+    report.replace_block(path, "first")
+    report.replace_block(path, "second")
+    text = path.read_text()
+    assert text.count(report.BEGIN) == 1 and "second" in text and "first" not in text
+    assert "intro" in text and "## Decoding\nkept" in text
+
+
+def test_rows_equal_to_the_recipe_share_its_runs():
+    p5 = quality.studies()["p5-indexing"]
+    by_label = {r.label: quality.normalise(r, {}) for r in p5.rows}
+    assert by_label["sequential"].key == "p5_sid_t5"  # same run as the p5_sid_t5 recipe row
+    assert by_label["collaborative"].key == "p5_cid_t5"
+    assert by_label["random"].key != "p5_sid_t5"
+    # a command-line override makes a different run of every recipe row
+    assert quality.normalise(p5.rows[3], {"recipe": {"max_steps": 5}}).key != "p5_sid_t5"
+    for study in quality.studies().values():
+        labels = {r.label for r in study.rows}
+        assert all(a in labels and b in labels for a, b in study.claims)
+
+
+def test_quick_run_writes_results_cards_and_plots(tmp_path, tiny_data):
+    data_dir = tmp_path / "data"
+    tiny_data.save(data_dir)
+    out = tmp_path / "out"
+    args = ["--quick", "--data", str(data_dir), "--only", "pop,p5_sid_t5", "--output-root", str(out)]
+    result = quality.main([*args, "--seeds", "2", "--report", str(tmp_path / "cards"), "--recipe", "max_steps=3"])
+
+    runs = result["runs"]
+    assert [r["seed"] for r in runs["pop"]] == [0, 1]
+    recipe_key = next(k for k in runs if k.startswith("p5_sid_t5"))
+    assert all(r["invalid_rate"] == 0 and r["steps"] == 3 for r in runs[recipe_key])
+    assert (out / "quality.json").is_file() and json.loads((out / "quality.json").read_text())["seeds"] == [0, 1]
+
+    results_md = (tmp_path / "cards" / "RESULTS.md").read_text()
+    assert report.BEGIN in results_md and "| pop |" in results_md
+    assert (tmp_path / "cards" / "quality_vs_training_time.png").stat().st_size > 0
+    card = (tmp_path / "cards" / "p5_sid_t5.md").read_text()
+    assert card.startswith("---\n") and "## Measured results" in card and "## Limitations" in card
+    assert "Per seed" in card and "--quick" in card
+
+    # cached: a second call trains nothing and gives the same numbers
+    again = quality.main([*args, "--seeds", "2", "--recipe", "max_steps=3"])
+    assert again["runs"] == runs
