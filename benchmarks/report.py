@@ -335,8 +335,9 @@ def _codebook_usage(result: dict) -> dict[str, list[float]]:
             if path and path.is_file() and r["key"] not in seen:
                 seen.add(r["key"])
                 stats = ItemIndex.load(path).stats
-                if "codebook_utilisation" in stats:
-                    usage[r["label"]] = stats["codebook_utilisation"]
+                levels = stats.get("codebook_utilisation") or stats.get("position_utilisation")
+                if levels:
+                    usage[r["label"]] = levels
     return usage
 
 

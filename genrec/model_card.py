@@ -17,6 +17,19 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys), "| " + " | ".join(cells) + " |"])
 
 
+def training_summary(metrics: dict) -> str:
+    """One line on what the training cost: steps, time, examples, parameters (trainable)."""
+    parts = [
+        f"{metrics['steps']} optimizer steps" if "steps" in metrics else None,
+        f"{metrics['train_seconds']:.0f} s of training" if "train_seconds" in metrics else None,
+        f"{metrics['train_examples']} training examples" if "train_examples" in metrics else None,
+        f"{metrics['parameters']:,} parameters" if "parameters" in metrics else None,
+        f"{metrics['trainable_parameters']:,} trainable" if "trainable_parameters" in metrics else None,
+    ]
+    parts = [p for p in parts if p]
+    return "Training: " + ", ".join(parts) + "." if parts else ""
+
+
 def render_model_card(config, index: ItemIndex) -> str:
     """A card describing what this bundle is, how it was trained and what it measured (``config.metrics``)."""
     recipe = config.recipe or {}
@@ -26,6 +39,8 @@ def render_model_card(config, index: ItemIndex) -> str:
         "pipeline_tag": "next-item-recommendation",
         "tags": ["recommendation", "generative-retrieval", f"index-{index.method}"],
         "base_model": config.base_model,
+        "datasets": [recipe["data"]] if recipe.get("data") else None,
+        "metrics": ["recall", "ndcg"],
     }
     yaml_lines = ["---"] + [f"{k}: {json.dumps(v)}" for k, v in metadata.items() if v is not None] + ["---"]
     command = recipe.get("command", "genrec train --config ...")
@@ -65,6 +80,8 @@ def render_model_card(config, index: ItemIndex) -> str:
             "",
             f"## Measured results ({evaluated_on} split, full-catalog ranking)",
             metrics_table(config.metrics or {}),
+            "",
+            training_summary(config.metrics or {}),
             "",
             "## Limitations",
             "Scores only items known at training time (new items need `ItemIndex.add_items` and further tuning). "
