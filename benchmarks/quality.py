@@ -188,6 +188,12 @@ def studies() -> dict[str, Study]:
 
 
 BEAM_SIZES = (10, 20, 40)
+
+
+def beams_cache(output_root) -> Path:
+    return Path(output_root) / "runs" / "beams.json"
+
+
 BEAM_ROW = row("RQ-VAE + suffix (tiger_t5)", "tiger_t5")
 
 # What each budget changes. T5 recipes (trained from scratch) all get the same small T5 and step budget so rows
@@ -401,7 +407,7 @@ def _log_done(job: Job, result: dict) -> None:
 
 def beam_sweep(bundle: str, data: str, output_root: str, max_users: int | None) -> dict:
     """Test NDCG@10 / Recall@10 of one saved bundle decoded with each of :data:`BEAM_SIZES` (cached)."""
-    path = Path(output_root) / "runs" / "beams.json"
+    path = beams_cache(output_root)
     if path.is_file() and json.loads(path.read_text()).get("bundle") == bundle:
         return json.loads(path.read_text())
     from genrec.recommender import GenerativeRecommender
@@ -449,12 +455,19 @@ def main(argv: list[str] | None = None) -> dict:
         if r.key not in keys:
             keys.add(r.key)
             jobs += [Job(r, s, args.budget, str(data_dir), str(output_root), args.max_users) for s in seeds]
+    if args.cached_only:
+        jobs = [j for j in jobs if j.result_path.is_file()]
     started = time.time()
     results = run_jobs(jobs, args.jobs, args.threads)
 
     beams = None
     first = results.get(normalise(BEAM_ROW, extra).key)
-    if "beams" in chosen and first and "bundle" in first[0]:
+    if (
+        "beams" in chosen
+        and first
+        and "bundle" in first[0]
+        and not (args.cached_only and not beams_cache(output_root).is_file())
+    ):
         beams = beam_sweep(first[0]["bundle"], str(data_dir), str(output_root), args.max_users)
 
     command = "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -562,6 +575,11 @@ def make_parser() -> argparse.ArgumentParser:
         help="SASRecConfig override (repeatable), e.g. --sasrec training_mode=prefix",
     )
     parser.add_argument("--max-users", type=int, help="score a seeded sample of test users (default: all)")
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="train nothing: report the runs already cached (rows show their seeds)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, each in its own process")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--output-root", help="runs, bundles and the cache (default: runs/quality-BUDGET)")

@@ -20,6 +20,7 @@ METRICS = [f"{m}@{k}" for m in ("recall", "ndcg") for k in KS]
 AVERAGED = METRICS + ["invalid_rate", "train_seconds", "test_seconds", "parameters", "trainable_parameters"]
 BEGIN, END = "<!-- quality.py:begin -->", "<!-- quality.py:end -->"
 CLAIM_METRIC = "ndcg@10"
+MISSING = {"not_run": "no finished run (the benchmark was stopped before this row)"}
 
 
 def study_to_dict(study, key_of) -> dict:
@@ -118,7 +119,7 @@ def render_results(result: dict) -> str:
         "only (the test users are the same for every row).",
     ]
     for name, study in result["studies"].items():
-        rows = [(r["label"], summaries[r["key"]]) for r in study["rows"]]
+        rows = [(r["label"], summaries.get(r["key"], MISSING)) for r in study["rows"]]
         parts += ["", f"### {study['title']}", ""]
         if study["paper"]:
             parts += [f"Paper's direction: {study['paper']}.", ""]
@@ -200,7 +201,8 @@ def recipe_card(name: str, key: str, result: dict, recipes_dir: Path) -> str:
         "",
         table([(name, summary)]),
         "",
-        f"Produced by `{result['command']}`; budget: {_budget_text(result)}",
+        f"Produced by `{result['command']}`; budget: {_budget_text(result)} The recipe's own full budget (a GPU "
+        f"job, not run here): `genrec train --config train/configs/{name}.yaml --data movielens-100k`.",
     ]
     per_seed = [r for r in runs if "not_run" not in r]
     if per_seed:
@@ -268,7 +270,9 @@ def plot_all(result: dict, out_dir: Path) -> list[Path]:
     written = []
     summaries = {key: summarize(runs) for key, runs in result["runs"].items()}
 
-    recipes = [r for r in result["studies"].get("recipes", {"rows": []})["rows"] if "ndcg@10" in summaries[r["key"]]]
+    recipes = [
+        r for r in result["studies"].get("recipes", {"rows": []})["rows"] if "ndcg@10" in summaries.get(r["key"], {})
+    ]
     if recipes:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for r in recipes:

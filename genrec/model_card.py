@@ -33,7 +33,7 @@ def training_summary(metrics: dict) -> str:
 def render_model_card(config, index: ItemIndex) -> str:
     """A card describing what this bundle is, how it was trained and what it measured (``config.metrics``)."""
     recipe = config.recipe or {}
-    base = config.base_model or recipe.get("backbone", "T5 trained from scratch")
+    base = config.base_model or "T5 trained from scratch"
     metadata = {
         "library_name": "genrec",
         "pipeline_tag": "next-item-recommendation",
