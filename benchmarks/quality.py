@@ -447,14 +447,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     extra = {"recipe": dict(args.recipe), "sasrec": dict(args.sasrec)}
     seeds = range(args.first_seed, args.first_seed + (args.seeds or (1 if args.budget == "quick" else 3)))
-    rows = [r for study in selected.values() for r in study.rows]
-    if "beams" in chosen:
-        rows.append(BEAM_ROW)
+    tables = [list(study.rows) for study in selected.values()] + ([[BEAM_ROW]] if "beams" in chosen else [])
+    # Study by study, and inside a study every row's first seed before any row's second: a benchmark stopped
+    # early still has every row of the tables it reached.
     jobs, keys = [], set()
-    for r in (normalise(r, extra) for r in rows):
-        if r.key not in keys:
-            keys.add(r.key)
-            jobs += [Job(r, s, args.budget, str(data_dir), str(output_root), args.max_users) for s in seeds]
+    for table_rows in tables:
+        for seed in seeds:
+            for r in (normalise(r, extra) for r in table_rows):
+                if (r.key, seed) not in keys:
+                    keys.add((r.key, seed))
+                    jobs.append(Job(r, seed, args.budget, str(data_dir), str(output_root), args.max_users))
     if args.cached_only:
         jobs = [j for j in jobs if j.result_path.is_file()]
     started = time.time()
