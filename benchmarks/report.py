@@ -116,7 +116,8 @@ def render_results(result: dict) -> str:
         "",
         "A claim is **held** when the mean NDCG@10 gap is over twice its standard error across seeds, **reversed** "
         "when it is as large the other way, otherwise *not separable*. The standard error covers training seeds "
-        "only (the test users are the same for every row).",
+        "only (the test users are the same for every row). Verdicts speak for this budget only: the papers trained "
+        "for many epochs on GPUs.",
     ]
     for name, study in result["studies"].items():
         rows = [(r["label"], summaries.get(r["key"], MISSING)) for r in study["rows"]]
