@@ -464,12 +464,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     beams = None
     first = results.get(normalise(BEAM_ROW, extra).key)
-    if (
-        "beams" in chosen
-        and first
-        and "bundle" in first[0]
-        and not (args.cached_only and not beams_cache(output_root).is_file())
-    ):
+    can_sweep = beams_cache(output_root).is_file() or not args.cached_only
+    if "beams" in chosen and first and "bundle" in first[0] and can_sweep:
         beams = beam_sweep(first[0]["bundle"], str(data_dir), str(output_root), args.max_users)
 
     command = "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
