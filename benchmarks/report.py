@@ -328,21 +328,23 @@ def plot_all(result: dict, out_dir: Path) -> list[Path]:
 
 
 def _codebook_usage(result: dict) -> dict[str, list[float]]:
-    """Row label → per-level utilisation, from the index stats saved in each row's first bundle."""
+    """Row label → per-level utilisation of the identifier schemes the TIGER and SETRec tables compare (from the
+    index stats saved in each row's first bundle; rows with the same utilisation are drawn once)."""
     from genrec.indexing.base import ItemIndex
     from genrec.recommender import INDEX_NAME
 
     usage, seen = {}, set()
-    for study in result["studies"].values():
-        for r in study["rows"]:
+    for name in ("tiger", "setrec"):
+        for r in result["studies"].get(name, {"rows": []})["rows"]:
             runs = [x for x in result["runs"].get(r["key"], []) if x.get("bundle")]
             path = Path(runs[0]["bundle"]) / INDEX_NAME if runs else None
-            if path and path.is_file() and r["key"] not in seen:
-                seen.add(r["key"])
-                stats = ItemIndex.load(path).stats
-                levels = stats.get("codebook_utilisation") or stats.get("position_utilisation")
-                if levels:
-                    usage[r["label"]] = levels
+            if not (path and path.is_file()):
+                continue
+            stats = ItemIndex.load(path).stats
+            levels = stats.get("codebook_utilisation") or stats.get("position_utilisation")
+            if levels and tuple(round(x, 4) for x in levels) not in seen:
+                seen.add(tuple(round(x, 4) for x in levels))
+                usage[r["label"]] = levels
     return usage
 
 
