@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> dict:
     output_root = Path(args.output_root or f"runs/quality-{args.budget}")
     data_dir = _prepared_data(args.data, output_root)
     all_studies = studies()
-    chosen = args.study.split(",") if args.study else list(all_studies)
+    chosen = args.study.split(",") if args.study else [*all_studies, "beams"]
     unknown = [s for s in chosen if s not in all_studies and s != "beams"]
     if unknown:
         raise SystemExit(f"unknown study {unknown}; known: {[*all_studies, 'beams']}")
