@@ -429,6 +429,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = make_parser().parse_args(argv)
     if args.quick:
         args.budget = "quick"
+    if args.jobs is None:  # the quick smoke run uses both cores of a small machine; real budgets pick their own
+        args.jobs = min(2, os.cpu_count() or 1) if args.budget == "quick" else 1
     output_root = Path(args.output_root or f"runs/quality-{args.budget}")
     data_dir = _prepared_data(args.data, output_root)
     all_studies = studies()
@@ -578,7 +580,9 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train nothing: report the runs already cached (rows show their seeds)",
     )
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, each in its own process")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="runs in parallel, each in its own process (default 1; 2 with --quick)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--output-root", help="runs, bundles and the cache (default: runs/quality-BUDGET)")
     parser.add_argument(
