@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (benchmarks/report.py)
 
 from genrec.data import InteractionData, leave_one_out  # noqa: E402
+from genrec.demo import DEMO_RECIPE  # noqa: E402
 from genrec.evaluation import evaluate  # noqa: E402
 from genrec.utils import atomic_write_json  # noqa: E402
 
@@ -196,18 +197,16 @@ def beams_cache(output_root) -> Path:
 
 BEAM_ROW = row("RQ-VAE + suffix (tiger_t5)", "tiger_t5")
 
+# The small T5 of `genrec demo` (2+2 layers, d_model 128, 4 heads of 32, d_ff 512).
+DEMO_T5 = {k: v for k, v in DEMO_RECIPE.items() if k.startswith("t5_")}
+
 # What each budget changes. T5 recipes (trained from scratch) all get the same small T5 and step budget so rows
 # differ only in what the study varies; pretrained-LLM recipes get a few LoRA steps on fixed user samples.
 BUDGETS = {
     "full": {"t5": {}, "llm": {}, "sasrec": {}},
     "cpu": {
         "t5": dict(
-            t5_num_layers=2,
-            t5_num_decoder_layers=2,
-            t5_d_model=128,
-            t5_num_heads=4,
-            t5_d_kv=32,
-            t5_d_ff=512,
+            **DEMO_T5,
             max_steps=300,
             eval_steps=300,
             per_device_train_batch_size=64,
