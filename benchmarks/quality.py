@@ -18,7 +18,7 @@ interrupted benchmark resumes; the report (model_cards/RESULTS.md block, one car
 rendered from them by ``benchmarks/report.py``.
 
     python benchmarks/quality.py --quick                               # everything, tiny budget, minutes
-    python benchmarks/quality.py --budget cpu --seeds 3 --jobs 2       # the committed RESULTS.md run
+    python benchmarks/quality.py --budget cpu --seeds 3 --jobs 2 --report   # the committed RESULTS.md run
     python benchmarks/quality.py --study tiger --budget full --seeds 3 # on a GPU
     python benchmarks/quality.py --data DIR --study recipes            # any dataset prepared with `genrec prepare`
 """
@@ -47,13 +47,12 @@ import report  # noqa: E402  (benchmarks/report.py)
 from genrec.data import InteractionData, leave_one_out  # noqa: E402
 from genrec.demo import DEMO_RECIPE  # noqa: E402
 from genrec.evaluation import evaluate  # noqa: E402
+from genrec.training import SCRATCH_T5  # noqa: E402
 from genrec.utils import atomic_write_json  # noqa: E402
 
 logger = logging.getLogger("benchmarks.quality")
 
-REPO = Path(__file__).resolve().parents[1]
-RECIPES_DIR = REPO / "train" / "configs"
-SCRATCH_T5 = "t5-scratch"
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "train" / "configs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +111,13 @@ LCREC_TASKS = {
     "+ explicit (item2index, index2item)": "seqrec,item2index,index2item",
     "+ implicit (titles2index, history2title)": "seqrec,item2index,index2item,titles2index,history2title",
 }
+
+
+def recipe_yaml(name: str) -> dict:
+    """The fields a recipe's YAML sets (the rest take RecipeConfig defaults)."""
+    import yaml
+
+    return yaml.safe_load((RECIPES_DIR / f"{name}.yaml").read_text())
 
 
 def recipe_names() -> list[str]:
@@ -281,10 +287,7 @@ def recipe_config(job: Job):
     """The RecipeConfig of a recipe row: YAML, then the budget, then the row's and the command line's overrides."""
     from genrec.training import RecipeConfig
 
-    backbone = (
-        dict(job.row.overrides).get("backbone")
-        or RecipeConfig.from_yaml(str(RECIPES_DIR / f"{job.row.model}.yaml")).backbone
-    )
+    backbone = dict(job.row.overrides).get("backbone") or recipe_yaml(job.row.model).get("backbone", SCRATCH_T5)
     family = "t5" if backbone == SCRATCH_T5 else "llm"
     values = {**BUDGETS[job.budget][family], **dict(job.row.overrides)}
     values = {k: json.loads(v) if k == "index_options" and isinstance(v, str) else v for k, v in values.items()}
@@ -469,10 +472,11 @@ def main(argv: list[str] | None = None) -> dict:
     if "beams" in chosen and first and "bundle" in first[0] and can_sweep:
         beams = beam_sweep(first[0]["bundle"], str(data_dir), str(output_root), args.max_users)
 
+    dataset = InteractionData.load(data_dir)
     command = "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
     result = {
-        "dataset": InteractionData.load(data_dir).name,
-        "stats": InteractionData.load(data_dir).stats(),
+        "dataset": dataset.name,
+        "stats": dataset.stats(),
         "protocol": "leave-one-out, full-catalog ranking, seen items not excluded, test split",
         "budget": args.budget,
         "budget_overrides": BUDGETS[args.budget],
@@ -503,9 +507,7 @@ def normalise(r: Row, extra: dict) -> Row:
         return r
     if r.model == "sasrec":
         return row(r.label, r.model, **{**dict(r.overrides), **extra.get("sasrec", {})})
-    import yaml
-
-    recipe = yaml.safe_load((RECIPES_DIR / f"{r.model}.yaml").read_text())
+    recipe = recipe_yaml(r.model)
     overrides = {**dict(r.overrides), **extra.get("recipe", {})}
     kept = {
         k: v

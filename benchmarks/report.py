@@ -15,6 +15,8 @@ import re
 import statistics
 from pathlib import Path
 
+from genrec.utils import atomic_write_text
+
 KS = (5, 10, 20)
 METRICS = [f"{m}@{k}" for m in ("recall", "ndcg") for k in KS]
 AVERAGED = METRICS + ["invalid_rate", "train_seconds", "test_seconds", "parameters", "trainable_parameters"]
@@ -183,13 +185,7 @@ def replace_block(path: Path, block: str) -> None:
         text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: generated, text, flags=re.S)
     else:
         text = text.rstrip("\n") + "\n\n" + generated + "\n"
-    _atomic_write(path, text)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write_text(path, text)
 
 
 def recipe_card(name: str, key: str, result: dict, recipes_dir: Path) -> str:
@@ -257,7 +253,7 @@ def write_report(result: dict, out_dir: Path, recipes_dir: Path) -> None:
     recipes = result["studies"].get("recipes", {"rows": []})["rows"]
     for r in recipes:
         if r["model"] not in ("pop", "sasrec") and r["label"] == r["model"]:
-            _atomic_write(out_dir / f"{r['model']}.md", recipe_card(r["model"], r["key"], result, recipes_dir))
+            atomic_write_text(out_dir / f"{r['model']}.md", recipe_card(r["model"], r["key"], result, recipes_dir))
     plot_all(result, out_dir)
 
 
