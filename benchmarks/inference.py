@@ -35,30 +35,32 @@ import torch
 
 def train_bundle(output_dir: str, data: str, max_steps: int) -> Path:
     """A small T5 (2+2 layers, d_model 64) on sequential identifiers: the budget is for timing, not for quality."""
-    from genrec.training import RecipeConfig, run_recipe
+    from genrec.training import recipe_from_dict, run_recipe
 
-    cfg = RecipeConfig(
-        data=data,
-        output_dir=output_dir,
-        name="bench-inference",
-        index_method="sequential",
-        template_style="tiger",
-        t5_num_layers=2,
-        t5_num_decoder_layers=2,
-        t5_d_model=64,
-        t5_num_heads=4,
-        t5_d_kv=16,
-        t5_d_ff=256,
-        tokenizer_vocab_size=500,
-        max_train_examples=20000,
-        max_steps=max_steps,
-        eval_steps=max_steps,
-        eval_max_users=50,
-        test_max_users=100,
-        eval_num_beams=20,
-        per_device_train_batch_size=64,
-        learning_rate=3e-3,
-        logging_steps=20,
+    cfg = recipe_from_dict(
+        dict(
+            data=data,
+            output_dir=output_dir,
+            name="bench-inference",
+            index_method="sequential",
+            template_style="tiger",
+            t5_num_layers=2,
+            t5_num_decoder_layers=2,
+            t5_d_model=64,
+            t5_num_heads=4,
+            t5_d_kv=16,
+            t5_d_ff=256,
+            tokenizer_vocab_size=500,
+            max_train_examples=20000,
+            max_steps=max_steps,
+            eval_steps=max_steps,
+            eval_max_users=50,
+            test_max_users=100,
+            eval_num_beams=20,
+            per_device_train_batch_size=64,
+            learning_rate=3e-3,
+            logging_steps=20,
+        )
     )
     run_recipe(cfg)
     return Path(output_dir) / "bundle"

@@ -39,16 +39,14 @@ import sys
 import time
 from pathlib import Path
 
+import report  # benchmarks/report.py, beside this script
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import report  # noqa: E402  (benchmarks/report.py)
-
-from genrec.data import InteractionData, leave_one_out  # noqa: E402
-from genrec.demo import DEMO_RECIPE  # noqa: E402
-from genrec.evaluation import evaluate  # noqa: E402
-from genrec.training import SCRATCH_T5  # noqa: E402
-from genrec.utils import atomic_write_json  # noqa: E402
+from genrec.data import InteractionData, leave_one_out
+from genrec.demo import DEMO_RECIPE
+from genrec.evaluation import evaluate
+from genrec.training import SCRATCH_BACKBONES
+from genrec.utils import atomic_write_json
 
 logger = logging.getLogger("benchmarks.quality")
 
@@ -173,7 +171,7 @@ def studies() -> dict[str, Study]:
             "recipe: RQ-VAE + Sinkhorn IDs, LC-Rec prompts; backbone: the budget's T5 from scratch)",
             "Zheng et al. 2024 (LC-Rec): each group of alignment tasks adds to next-item quality",
             tuple(
-                row(label, "lcrec_smollm", backbone=SCRATCH_T5, tasks=tasks) for label, tasks in LCREC_TASKS.items()
+                row(label, "lcrec_smollm", backbone="t5-scratch", tasks=tasks) for label, tasks in LCREC_TASKS.items()
             ),
             claims=(
                 ("+ explicit (item2index, index2item)", "seqrec"),
@@ -284,17 +282,17 @@ class Job:
 
 
 def recipe_config(job: Job):
-    """The RecipeConfig of a recipe row: YAML, then the budget, then the row's and the command line's overrides."""
-    from genrec.training import RecipeConfig
+    """The Recipe of a recipe row: YAML, then the budget, then the row's and the command line's overrides."""
+    from genrec.training import load_recipe
 
-    backbone = dict(job.row.overrides).get("backbone") or recipe_yaml(job.row.model).get("backbone", SCRATCH_T5)
-    family = "t5" if backbone == SCRATCH_T5 else "llm"
+    backbone = dict(job.row.overrides).get("backbone") or recipe_yaml(job.row.model).get("backbone", "t5-scratch")
+    family = "t5" if backbone in SCRATCH_BACKBONES else "llm"
     values = {**BUDGETS[job.budget][family], **dict(job.row.overrides)}
     values = {k: json.loads(v) if k == "index_options" and isinstance(v, str) else v for k, v in values.items()}
     if job.max_users:
         values["test_max_users"] = job.max_users
     values.update(seed=job.seed, output_dir=str(Path(job.output_root) / "bundles" / f"{job.row.key}-seed{job.seed}"))
-    return RecipeConfig.from_yaml(str(RECIPES_DIR / f"{job.row.model}.yaml"), **values)
+    return load_recipe(RECIPES_DIR / f"{job.row.model}.yaml", **values)
 
 
 def run_job(job: Job) -> dict:
@@ -340,13 +338,13 @@ def _run_baseline(job: Job, data: InteractionData) -> dict:
 def _run_recipe(job: Job, data: InteractionData) -> dict:
     from genrec.training import run_recipe
 
-    cfg = recipe_config(job)
+    recipe = recipe_config(job)
     try:
-        _, metrics = run_recipe(cfg, command=job_command(job), data=data)
+        _, metrics = run_recipe(recipe, command=job_command(job), data=data)
     except (OSError, ImportError) as error:  # an unreachable hub backbone, a missing file or optional package
         logger.warning("%s not run: %s", job.row.key, error)
-        return {"not_run": f"backbone {cfg.backbone} could not be loaded: {str(error).splitlines()[0]}"}
-    metrics["bundle"] = str(Path(cfg.output_dir) / "bundle")
+        return {"not_run": f"backbone {recipe.config.backbone} could not be loaded: {str(error).splitlines()[0]}"}
+    metrics["bundle"] = str(recipe.output_dir / "bundle")
     return metrics
 
 

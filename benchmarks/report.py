@@ -326,8 +326,8 @@ def plot_all(result: dict, out_dir: Path) -> list[Path]:
 def _codebook_usage(result: dict) -> dict[str, list[float]]:
     """Row label → per-level utilisation of the identifier schemes the TIGER and SETRec tables compare (from the
     index stats saved in each row's first bundle; rows with the same utilisation are drawn once)."""
+    from genrec.bundle import INDEX_NAME
     from genrec.indexing.base import ItemIndex
-    from genrec.recommender import INDEX_NAME
 
     usage, seen = {}, set()
     for name in ("tiger", "setrec"):

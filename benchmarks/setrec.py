@@ -29,12 +29,13 @@ from pathlib import Path
 import torch
 
 from genrec.baselines import fit_baseline
+from genrec.bundle import BundleConfig
 from genrec.data import leave_one_out
 from genrec.evaluation import evaluate, format_table
 from genrec.indexing import build_indexer
 from genrec.models import SEQ2SEQ
-from genrec.recommender import BundleConfig, GenerativeRecommender
-from genrec.training import RecipeConfig, load_data, run_recipe
+from genrec.recommenders import TrieRecommender
+from genrec.training import load_data, recipe_from_dict, run_recipe
 from genrec.utils import atomic_write_json
 
 logger = logging.getLogger("benchmarks.setrec")
@@ -80,7 +81,7 @@ def recipe(args, output: Path, index_file: Path, **overrides) -> RecipeConfig:
         seed=args.seed,
     )
     values.update(overrides)
-    return RecipeConfig(**values)
+    return recipe_from_dict(dict(**values))
 
 
 def users_per_second(recommender, histories, batch_size: int, **options) -> float:
@@ -154,7 +155,7 @@ def main(args) -> dict:
 
     # Speed: same backbone (the SETRec model's), same catalog, users and batch size
     histories = split.histories("test")[: args.speed_users]
-    same_backbone_trie = GenerativeRecommender(
+    same_backbone_trie = TrieRecommender(
         setrec.model.backbone,
         setrec.tokenizer,
         index,

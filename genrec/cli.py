@@ -54,37 +54,56 @@ def cmd_index(args) -> None:
 
 
 def cmd_train(argv: list[str]) -> None:
-    from transformers import HfArgumentParser
+    from genrec.training import run_recipe
 
-    from genrec.training import RecipeConfig, run_recipe
+    recipe = parse_train_args(argv)
+    command = "genrec train " + " ".join(argv)
+    _, metrics = run_recipe(recipe, command=command)
+    _print_json(metrics)
+
+
+def parse_train_args(argv: list[str]):
+    """``--config YAML`` plus field overrides → a :class:`~genrec.training.Recipe`. Flags are the fields of
+    :class:`~genrec.training.RecipeConfig` and of transformers' ``TrainingArguments`` (HfArgumentParser)."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from genrec.training import TRAINING_DEFAULTS, RecipeConfig, recipe_from_dict
+    from genrec.training.config import read_yaml
 
     argv = ["--output_dir" if a == "--output" else a for a in argv]  # DESIGN.md spells it --output
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
-    known, rest = pre.parse_known_args(argv)
-    parser = HfArgumentParser(RecipeConfig, prog="genrec train", description=train_description())
+    known, _ = pre.parse_known_args(argv)
+    parser = HfArgumentParser((RecipeConfig, TrainingArguments), prog="genrec train", description=train_description())
     parser.add_argument("--config", help="Recipe YAML (train/configs/*.yaml); other flags override its fields.")
+    parser._option_string_actions["--index_options"].type = json.loads  # a JSON object on the command line
+    parser.set_defaults(**TRAINING_DEFAULTS)
     if known.config:
-        base = RecipeConfig.from_yaml(known.config)
-        parser.set_defaults(**{k: v for k, v in vars(base).items()})
-    cfg = parser.parse_args_into_dataclasses(argv, look_for_args_file=False)[0]
-    command = "genrec train " + " ".join(argv)
-    _, metrics = run_recipe(cfg, command=command)
-    _print_json(metrics)
+        values = read_yaml(known.config)
+        genrec_fields = {f.dest for f in parser._actions}
+        unknown = sorted(set(values) - genrec_fields - {"decoder"})
+        if unknown:
+            raise ValueError(f"{known.config}: unknown recipe field(s) {unknown}; see `genrec train --help`")
+        parser.set_defaults(**values)
+    values = vars(parser.parse_args(argv))
+    values.pop("config", None)
+    return recipe_from_dict(values)
 
 
 def train_description() -> str:
     return (
         "Train a generative recommender from a recipe: fit the item index on training interactions, extend the "
-        "backbone's vocabulary, tune (T5: Seq2SeqTrainer; causal LM: trl SFTTrainer with LoRA), validate with "
-        "constrained beam search (NDCG@10), keep the best checkpoint, and save a bundle to OUTPUT_DIR/bundle."
+        "backbone's vocabulary, tune (mode prefix: Seq2SeqTrainer for T5, trl SFTTrainer for causal LMs; mode "
+        "sequence: a causal LM on whole histories; mode set: SETRec; LoRA for pretrained backbones), validate with "
+        "the harness (NDCG@10), keep the best checkpoint, and save a bundle to OUTPUT_DIR/bundle. Flags: the genrec "
+        "fields below and every transformers TrainingArguments field (--learning_rate, --num_train_epochs, ...)."
     )
 
 
 def cmd_evaluate(args) -> None:
     from genrec.data import InteractionData, leave_one_out
     from genrec.evaluation import evaluate, format_table, save_metrics
-    from genrec.recommender import GenerativeRecommender
+    from genrec.recommenders import GenerativeRecommender
 
     recommender = GenerativeRecommender.from_pretrained(args.model, device=args.device)
     split = leave_one_out(InteractionData.load(args.data))
@@ -226,11 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if argv and argv[0] == "train":
-        cmd_train(argv[1:])
-        return 0
-    args = build_parser().parse_args(argv)
     try:
+        if argv and argv[0] == "train":
+            cmd_train(argv[1:])
+            return 0
+        args = build_parser().parse_args(argv)
         args.func(args)
     except (ValueError, KeyError, FileNotFoundError) as err:
         logger.error("%s", err.args[0] if isinstance(err, KeyError) and err.args else err)

@@ -13,7 +13,7 @@ from pathlib import Path
 from genrec.baselines import fit_baseline
 from genrec.data import InteractionData, leave_one_out
 from genrec.evaluation import evaluate, format_table
-from genrec.training import RecipeConfig, run_recipe
+from genrec.training import recipe_from_dict, run_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +63,10 @@ def run_demo(out: str | Path = "genrec-demo", quick: bool = False) -> dict:
     overrides = {"data": str(data_dir), "output_dir": str(out / "tiger_t5")}
     if quick:
         overrides.update(max_steps=30, eval_steps=30, eval_max_users=50, test_max_users=100)
-    cfg = RecipeConfig(**{**DEMO_RECIPE, **overrides})
-    print(f"[2/4] index ({cfg.index_method}) + TIGER-style T5 ({cfg.max_steps} steps) ...")
-    recommender, tiger_metrics = run_recipe(cfg, command="genrec demo")
+    recipe = recipe_from_dict({**DEMO_RECIPE, **overrides})
+    cfg = recipe.config
+    print(f"[2/4] index ({cfg.index_method}) + TIGER-style T5 ({recipe.training.max_steps} steps) ...")
+    recommender, tiger_metrics = run_recipe(recipe, command="genrec demo")
     rows = {"TIGER-T5 (semantic-rq)": tiger_metrics}
 
     print("[3/4] baselines in the same harness ...")
@@ -90,5 +91,5 @@ def run_demo(out: str | Path = "genrec-demo", quick: bool = False) -> dict:
         print(f"user {user}: last watched " + "; ".join(titles.get(i, i) for i in history[-3:]))
         for r in recs:
             print(f"    {r.score:8.3f}  {r.title or r.item_id}  {r.identifier}")
-    print(f"\ndemo finished in {time.time() - start:.0f}s; bundle: {cfg.output_dir}/bundle")
+    print(f"\ndemo finished in {time.time() - start:.0f}s; bundle: {recipe.output_dir}/bundle")
     return rows

@@ -48,11 +48,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from genrec.data.schema import DataError
+from genrec.recommenders.base import UNKNOWN_MODES
 
 logger = logging.getLogger(__name__)
 
 ON_ERROR_MODES = ("fail", "skip")
-UNKNOWN_MODES = ("drop", "error")
 
 
 @dataclass
@@ -346,7 +346,7 @@ def recommend_command(
     import torch
     from accelerate import PartialState
 
-    from genrec.recommender import GenerativeRecommender
+    from genrec.recommenders import GenerativeRecommender
 
     # accelerate only treats CPU processes as distributed when asked to run on CPU (``accelerate launch --cpu`` sets
     # ACCELERATE_USE_CPU); without it, processes started by torchrun on a machine with no GPU would each do all lines

@@ -30,10 +30,14 @@ def training_summary(metrics: dict) -> str:
     return "Training: " + ", ".join(parts) + "." if parts else ""
 
 
-def render_model_card(config, index: ItemIndex) -> str:
-    """A card describing what this bundle is, how it was trained and what it measured (``config.metrics``)."""
+def render_model_card(config, index: ItemIndex, decoding: str = "decoding is trie-constrained") -> str:
+    """A card describing what this bundle is, how it was trained and what it measured (``config.metrics``);
+    ``decoding`` says how the recommender kind turns model outputs into items."""
     recipe = config.recipe or {}
-    base = config.base_model or "T5 trained from scratch"
+    base = (
+        config.base_model
+        or ("T5" if config.kind == "seq2seq" else "a decoder-only transformer") + " trained from scratch"
+    )
     metadata = {
         "library_name": "genrec",
         "pipeline_tag": "next-item-recommendation",
@@ -56,7 +60,7 @@ def render_model_card(config, index: ItemIndex) -> str:
             "## What it is",
             f"A {config.kind} language model ({base}) tuned to generate the identifier of a user's next item. "
             f"Items are indexed with the `{index.method}` method ({len(index)} items, {len(index.new_tokens)} new "
-            "tokens); decoding is trie-constrained, so every recommendation is a catalog item.",
+            f"tokens); {decoding}, so every recommendation is a catalog item.",
             "",
             "## Intended use",
             "Next-item recommendation for users of the catalog it was trained on: "

@@ -3,7 +3,7 @@
 A genrec bundle is not a plain model directory (an adapter bundle keeps its weights in ``adapter/`` and needs its item
 index and trie), so the task is registered with :class:`BundleLoader` as its model class: ``pipeline()`` resolves the
 bundle's ``config.json`` as for any model, then calls ``BundleLoader.from_pretrained(bundle_dir)``, which returns a
-:class:`~genrec.recommender.GenerativeRecommender`. The pipeline runs the recommender's own steps (prompt encoding,
+:class:`~genrec.recommenders.GenerativeRecommender`. The pipeline runs the recommender's own steps (prompt encoding,
 trie-constrained beam search, ranking), so its output equals ``GenerativeRecommender.recommend_scored``.
 
 Example:
@@ -25,13 +25,13 @@ from typing import Any
 from transformers import Pipeline, PreTrainedModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from genrec.bundle import CONFIG_NAME
 from genrec.indexing.base import ItemIndex
-from genrec.recommender import CONFIG_NAME, GenerativeRecommender, Recommendation
+from genrec.recommenders import UNKNOWN_MODES, GenerativeRecommender, Recommendation
 
 logger = logging.getLogger(__name__)
 
 TASK = "next-item-recommendation"
-UNKNOWN_MODES = ("drop", "error")
 
 
 class BundleLoader:
@@ -214,7 +214,7 @@ def _as_recommender(model, index, dtype) -> GenerativeRecommender:
         raise TypeError(f"{TASK} needs a genrec bundle directory or a GenerativeRecommender, got {type(model)}")
     if index is not None:  # the constructor checks the fingerprint and fails loudly on another index
         index = index if isinstance(index, ItemIndex) else ItemIndex.load(index)
-        model = GenerativeRecommender(model.model, model.tokenizer, index, model.config, model.titles)
+        model = type(model)(model.model, model.tokenizer, index, model.config, model.titles)
     return model
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from conftest import make_synthetic_data, save_tiny_causal_backbone
 
+from genrec.bundle import BundleConfig
 from genrec.data import leave_one_out
 from genrec.indexing import build_indexer
 from genrec.models import CAUSAL, apply_lora
-from genrec.recommender import BundleConfig, GenerativeRecommender
+from genrec.recommenders import TrieRecommender
 from genrec.tokens import add_item_tokens
 
 # Sizes shared by the tests (and the benchmark's synthetic fallback).
@@ -52,10 +53,12 @@ def save_synthetic_data(root: Path) -> Path:
 
 def build_t5_bundle(root: Path, **overrides) -> Path:
     """Train the tiny T5 recipe on the synthetic data; returns the bundle directory."""
-    from genrec.training import RecipeConfig, run_recipe
+    from genrec.training import recipe_from_dict, run_recipe
 
     root = Path(root)
-    cfg = RecipeConfig(data=str(save_synthetic_data(root)), output_dir=str(root / "t5"), **{**T5_TINY, **overrides})
+    cfg = recipe_from_dict(
+        dict(data=str(save_synthetic_data(root)), output_dir=str(root / "t5"), **{**T5_TINY, **overrides})
+    )
     run_recipe(cfg)
     return root / "t5" / "bundle"
 
@@ -92,7 +95,7 @@ def build_causal_bundle(root: Path, adapter: bool = True) -> Path:
         num_beams=5,
     )
     bundle = root / ("causal-lora" if adapter else "causal-full") / "bundle"
-    GenerativeRecommender(model, tokenizer, index, config, data.titles()).save_pretrained(bundle)
+    TrieRecommender(model, tokenizer, index, config, data.titles()).save_pretrained(bundle)
     return bundle
 
 

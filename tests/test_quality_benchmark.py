@@ -1,14 +1,10 @@
 """benchmarks/quality.py and benchmarks/report.py: shared runs, claim verdicts, the RESULTS.md block, recipe cards."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import quality  # noqa: E402
-import report  # noqa: E402
+import quality  # benchmarks/ is on pytest's pythonpath (pyproject.toml)
+import report
 
 
 def _summary(ndcg, std, seeds=3):

@@ -8,9 +8,9 @@ from safetensors.torch import load_file
 
 from genrec.data import leave_one_out
 from genrec.indexing import ItemIndex, ItemIndexError, build_indexer
-from genrec.recommender import GenerativeRecommender
+from genrec.recommenders import GenerativeRecommender
 from genrec.tokens import check_tokenizer_covers
-from genrec.training import RecipeConfig, run_recipe
+from genrec.training import recipe_from_dict, run_recipe
 
 TINY_T5 = dict(
     t5_num_layers=1,
@@ -43,21 +43,23 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def t5_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("t5")
-    cfg = RecipeConfig(
-        data=str(data_dir),
-        output_dir=str(out),
-        index_method="semantic-rq",
-        index_options={"quantizer": "rqkmeans", "num_levels": 2, "codebook_size": 4, "embeddings_file": None},
-        template_style="tiger",
-        tasks="seqrec,item2index",
-        num_train_epochs=4,
-        per_device_train_batch_size=16,
-        learning_rate=1e-2,
-        logging_steps=2,
-        eval_max_users=10,
-        eval_num_beams=5,
-        test_max_users=10,
-        **TINY_T5,
+    cfg = recipe_from_dict(
+        dict(
+            data=str(data_dir),
+            output_dir=str(out),
+            index_method="semantic-rq",
+            index_options={"quantizer": "rqkmeans", "num_levels": 2, "codebook_size": 4, "embeddings_file": None},
+            template_style="tiger",
+            tasks="seqrec,item2index",
+            num_train_epochs=4,
+            per_device_train_batch_size=16,
+            learning_rate=1e-2,
+            logging_steps=2,
+            eval_max_users=10,
+            eval_num_beams=5,
+            test_max_users=10,
+            **TINY_T5,
+        )
     )
     recommender, metrics = run_recipe(cfg)
     return out, recommender, metrics
@@ -66,20 +68,22 @@ def t5_run(data_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def llama_run(data_dir, tiny_causal_backbone, tmp_path_factory):
     out = tmp_path_factory.mktemp("llama")
-    cfg = RecipeConfig(
-        data=str(data_dir),
-        output_dir=str(out),
-        backbone=tiny_causal_backbone,
-        index_method="independent",
-        template_style="lcrec",
-        tasks="seqrec,index2item",
-        num_train_epochs=3,
-        per_device_train_batch_size=16,
-        learning_rate=1e-2,
-        logging_steps=2,
-        eval_max_users=10,
-        eval_num_beams=5,
-        test_max_users=10,
+    cfg = recipe_from_dict(
+        dict(
+            data=str(data_dir),
+            output_dir=str(out),
+            backbone=tiny_causal_backbone,
+            index_method="independent",
+            template_style="lcrec",
+            tasks="seqrec,index2item",
+            num_train_epochs=3,
+            per_device_train_batch_size=16,
+            learning_rate=1e-2,
+            logging_steps=2,
+            eval_max_users=10,
+            eval_num_beams=5,
+            test_max_users=10,
+        )
     )
     recommender, metrics = run_recipe(cfg)
     return out, recommender, metrics
@@ -155,4 +159,4 @@ def test_bad_histories(t5_run):
 
 def test_recipe_rejects_unknown_task():
     with pytest.raises(ValueError, match="unknown task"):
-        RecipeConfig(data="x", tasks="seqrec,nonsense")
+        recipe_from_dict(dict(data="x", tasks="seqrec,nonsense"))

@@ -36,6 +36,11 @@ class TrieConstrainedLogitsProcessor(LogitsProcessor):
         prompt_length (`int`):
             number of leading positions of ``input_ids`` that are not generated tokens: 1 for encoder-decoder models
             (the decoder start token), the (left-padded) prompt width for decoder-only models.
+        free_eos (`bool`, *optional*, defaults to `False`):
+            when EOS is the only token allowed (a complete identifier that is no prefix of another), give it log-
+            probability 0, so ending an identifier costs nothing. For models that never learned to emit EOS after an
+            identifier (sequence mode, where the next identifier follows instead); scores then rank items by the
+            probability of their identifier tokens alone.
 
     Examples:
 
@@ -67,13 +72,14 @@ class TrieConstrainedLogitsProcessor(LogitsProcessor):
     # Needs each row's full generated history and a fixed prompt width, which continuous batching does not give.
     supports_continuous_batching = False
 
-    def __init__(self, trie: ItemTrie, prompt_length: int):
+    def __init__(self, trie: ItemTrie, prompt_length: int, free_eos: bool = False):
         if not isinstance(trie, ItemTrie):
             raise ValueError(f"`trie` has to be an `ItemTrie`, got {type(trie).__name__}")
         if isinstance(prompt_length, bool) or not isinstance(prompt_length, int) or prompt_length < 0:
             raise ValueError(f"`prompt_length` (={prompt_length!r}) has to be a non-negative integer")
         self.trie = trie
         self.prompt_length = prompt_length
+        self.free_eos = free_eos
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if input_ids.dim() != 2 or scores.dim() != 2 or input_ids.shape[0] != scores.shape[0]:
@@ -101,6 +107,10 @@ class TrieConstrainedLogitsProcessor(LogitsProcessor):
             )
         # a new tensor; `scores` is left untouched
         scores_processed = torch.where(mask, scores, -float("inf"))
+        if self.free_eos:
+            eos = self.trie.eos_token_id
+            only_eos = mask[:, eos] & (mask.sum(dim=1) == 1)
+            scores_processed[only_eos, eos] = 0.0
         return scores_processed
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,18 @@ from genrec.utils import atomic_write_json
 logger = logging.getLogger(__name__)
 
 INDEX_FORMAT_VERSION = 1
+
+
+def identifier_tokens(identifier: str) -> list[tuple[str, int]]:
+    """``"<a_12><b_3>"`` → ``[("a", 12), ("b", 3)]``: the (vocabulary, code) of each new token of an identifier.
+
+    New identifier tokens are spelled ``<NAME_CODE>`` (``<a_12>`` semantic level a, ``<cf_3>`` a SETRec CF token,
+    ``<s1_7>`` a set position); text outside such tokens is ignored.
+    """
+    return [(name, int(code)) for name, code in _IDENTIFIER_TOKEN.findall(identifier)]
+
+
+_IDENTIFIER_TOKEN = re.compile(r"<([a-z]+\d*)_(\d+)>")
 
 
 class ItemIndexError(ValueError):

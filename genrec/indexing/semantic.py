@@ -19,7 +19,6 @@ quantiser, and collisions with existing identifiers are resolved with the same r
 from __future__ import annotations
 
 import logging
-import re
 import string
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,14 @@ import numpy as np
 import pandas as pd
 
 from genrec.embeddings import check_embeddings, item_embeddings, load_embeddings
-from genrec.indexing.base import Indexer, IndexerConfig, ItemIndex, ItemIndexError, register_indexer
+from genrec.indexing.base import (
+    Indexer,
+    IndexerConfig,
+    ItemIndex,
+    ItemIndexError,
+    identifier_tokens,
+    register_indexer,
+)
 from genrec.indexing.quantizers import (
     QUANTIZERS,
     RQVAE,
@@ -45,7 +51,6 @@ from genrec.indexing.quantizers import (
 logger = logging.getLogger(__name__)
 
 DEDUP_METHODS = ("suffix", "sinkhorn")
-_TOKEN = re.compile(r"<([a-z])_(\d+)>")
 
 
 @dataclass
@@ -149,12 +154,12 @@ def parse_code_tokens(identifiers: list[str], num_levels: int, letters: str) -> 
     codes = np.zeros((len(identifiers), num_levels), dtype=np.int64)
     suffix = np.full(len(identifiers), -1, dtype=np.int64)
     for row, ident in enumerate(identifiers):
-        parts = _TOKEN.findall(ident)
+        parts = identifier_tokens(ident)
         if len(parts) not in (num_levels, num_levels + 1) or any(p[0] != letters[i] for i, p in enumerate(parts)):
             raise ItemIndexError(f"identifier {ident!r} is not a {num_levels}-level semantic id")
-        codes[row] = [int(p[1]) for p in parts[:num_levels]]
+        codes[row] = [code for _, code in parts[:num_levels]]
         if len(parts) > num_levels:
-            suffix[row] = int(parts[-1][1])
+            suffix[row] = parts[-1][1]
     return codes, suffix
 
 

@@ -29,7 +29,6 @@ under the same CF token (reported as ``stats["reassigned_items"]``).
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -38,7 +37,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
-from genrec.indexing.base import ItemIndex, ItemIndexError, register_indexer
+from genrec.indexing.base import ItemIndex, ItemIndexError, identifier_tokens, register_indexer
 from genrec.indexing.quantizers import (
     array_from_state,
     array_to_state,
@@ -50,8 +49,6 @@ from genrec.indexing.quantizers import (
 from genrec.indexing.semantic import ContentIndexer, ContentIndexerConfig
 
 logger = logging.getLogger(__name__)
-
-_TOKEN = re.compile(r"<(cf|s\d+)_(\d+)>")
 
 
 @dataclass
@@ -303,7 +300,7 @@ class SetIndexer(ContentIndexer):
         Y = self._project(self._new_item_vectors(state, new_items, embeddings), state)
         semantic = np.stack([d.argmin(1) for d in self._semantic_distances(Y, state)], axis=1)
         cf = (_unit(Y) @ array_from_state(state["cf_content_centroids"]).T).argmax(1)
-        existing = np.array([[int(t) for _, t in _TOKEN.findall(ident)] for ident in index.identifiers])
+        existing = np.array([[code for _, code in identifier_tokens(ident)] for ident in index.identifiers])
         tokens, moved = self._make_unique(np.c_[cf, semantic], Y, state, existing)
         if moved:
             logger.info("cold start: %d new item(s) moved to a free token set", moved)

@@ -1,186 +1,35 @@
-"""Backbones: T5 built from a config (TIGER) or loaded pretrained, causal LMs from a hub id / local dir / GGUF file,
-and the LoRA setup that also trains (and saves) the new identifier-token rows.
-"""
+"""Models: backbones (T5 / decoder-only built from a config, pretrained by hub id / dir / GGUF), LoRA, and the SETRec
+query head."""
 
-from __future__ import annotations
+from genrec.models.backbones import (
+    CAUSAL,
+    PACKAGE_SCHEME,
+    SEQ2SEQ,
+    CausalArchConfig,
+    T5ArchConfig,
+    as_dtype,
+    build_causal_lm,
+    build_t5,
+    load_backbone,
+    resolve_model_path,
+    split_gguf_path,
+    train_sentencepiece_tokenizer,
+)
+from genrec.models.lora import LoraSettings, apply_lora
 
-import io
-import logging
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import torch
-
-logger = logging.getLogger(__name__)
-
-SEQ2SEQ, CAUSAL = "seq2seq", "causal"
-
-
-@dataclass
-class T5ArchConfig:
-    """T5 size for training from scratch. Defaults are TIGER's (Rajput et al. 2023): 4+4 layers, d_model 128,
-    6 heads of 64, d_ff 1024, dropout 0.1."""
-
-    num_layers: int = field(default=4, metadata={"help": "Encoder layers."})
-    num_decoder_layers: int = field(default=4, metadata={"help": "Decoder layers."})
-    d_model: int = field(default=128, metadata={"help": "Hidden size."})
-    num_heads: int = field(default=6, metadata={"help": "Attention heads."})
-    d_kv: int = field(default=64, metadata={"help": "Size of each attention head."})
-    d_ff: int = field(default=1024, metadata={"help": "Feed-forward size."})
-    dropout_rate: float = field(default=0.1, metadata={"help": "Dropout."})
-
-
-def train_sentencepiece_tokenizer(texts, vocab_size: int = 2000):
-    """Train a small SentencePiece unigram T5 tokenizer on ``texts`` (item titles, prompt words, numbers).
-
-    Used when T5 is trained from scratch and no pretrained tokenizer is wanted (TIGER) or available offline.
-    Digits are split so numeric identifiers share per-digit tokens (P5 sequential indexing).
-    """
-    import sentencepiece as spm
-    from transformers import T5Tokenizer
-
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(list(texts)),
-        model_writer=model,
-        vocab_size=vocab_size,
-        model_type="unigram",
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        character_coverage=1.0,
-        split_digits=True,
-        hard_vocab_limit=False,
-        minloglevel=2,
-        num_threads=1,
-    )
-    processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
-    vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.get_piece_size())]
-    return T5Tokenizer(vocab=vocab, extra_ids=0)
-
-
-def build_t5(tokenizer, arch: T5ArchConfig | None = None):
-    """A randomly initialised ``T5ForConditionalGeneration`` sized by ``arch`` for ``tokenizer``'s vocabulary."""
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    arch = arch or T5ArchConfig()
-    config = T5Config(
-        vocab_size=len(tokenizer),
-        d_model=arch.d_model,
-        d_kv=arch.d_kv,
-        d_ff=arch.d_ff,
-        num_layers=arch.num_layers,
-        num_decoder_layers=arch.num_decoder_layers,
-        num_heads=arch.num_heads,
-        dropout_rate=arch.dropout_rate,
-        feed_forward_proj="relu",
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    return T5ForConditionalGeneration(config)
-
-
-PACKAGE_SCHEME = "package://"
-
-
-def resolve_model_path(name_or_path: str) -> str:
-    """``package://PKG/FILE`` → the file inside an installed Python package (e.g. GGUF models shipped on PyPI);
-    anything else (hub id, directory, file) is returned unchanged."""
-    if not str(name_or_path).startswith(PACKAGE_SCHEME):
-        return str(name_or_path)
-    import importlib.util
-
-    package, _, relative = name_or_path[len(PACKAGE_SCHEME) :].partition("/")
-    spec = importlib.util.find_spec(package)  # finds the folder without importing the package
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"{name_or_path}: Python package {package!r} is not installed")
-    return str(Path(spec.submodule_search_locations[0]) / relative)
-
-
-def split_gguf_path(name_or_path: str) -> tuple[str, str | None]:
-    """``dir/model.gguf`` → (``dir``, ``model.gguf``); anything else → (name_or_path, None)."""
-    name_or_path = resolve_model_path(name_or_path)
-    if str(name_or_path).endswith(".gguf"):
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"GGUF file {path} not found")
-        return str(path.parent), path.name
-    return str(name_or_path), None
-
-
-def load_backbone(name_or_path: str, dtype: str | torch.dtype | None = None):
-    """Load a pretrained backbone and its tokenizer from a hub id, a local directory, a ``.gguf`` file, or
-    ``package://PKG/FILE.gguf`` (a GGUF file shipped inside an installed Python package).
-
-    Returns ``(model, tokenizer, kind)`` with ``kind`` ``"seq2seq"`` (T5 family) or ``"causal"``.
-    GGUF weights are dequantised to a normal model; the quantizer state is dropped so it saves like any other.
-    """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
-    directory, gguf_file = split_gguf_path(name_or_path)
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
-    config = AutoConfig.from_pretrained(directory, **kwargs)
-    kind = SEQ2SEQ if getattr(config, "is_encoder_decoder", False) else CAUSAL
-    model_cls = AutoModelForSeq2SeqLM if kind == SEQ2SEQ else AutoModelForCausalLM
-    model = model_cls.from_pretrained(directory, dtype=dtype or torch.float32, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(directory, **kwargs)
-    if gguf_file:
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.is_quantized = False
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if tokenizer.eos_token_id is None:
-        raise ValueError(f"the tokenizer of {name_or_path} has no EOS token; genrec needs one to end identifiers")
-    return model, tokenizer, kind
-
-
-@dataclass
-class LoraSettings:
-    """LoRA hyper-parameters. Defaults follow LC-Rec (r=8, alpha=32, dropout 0.05, attention projections)."""
-
-    r: int = field(default=8, metadata={"help": "LoRA rank."})
-    alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
-    dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
-    target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Module names to adapt; None = peft's default for the architecture."}
-    )
-
-
-def apply_lora(model, kind: str, new_token_ids: list[int], settings: LoraSettings | None = None):
-    """Wrap ``model`` with LoRA; the identifier tokens' input (and untied output) rows are trained and saved too."""
-    from peft import LoraConfig, TaskType, get_peft_model
-
-    settings = settings or LoraSettings()
-    token_layers = {}
-    if new_token_ids:
-        input_name = _module_name(model, model.get_input_embeddings())
-        token_layers[input_name] = list(new_token_ids)
-        output = model.get_output_embeddings()
-        if output is not None and output.weight is not model.get_input_embeddings().weight:
-            token_layers[_module_name(model, output)] = list(new_token_ids)
-    config = LoraConfig(
-        r=settings.r,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        target_modules=settings.target_modules,
-        trainable_token_indices=token_layers or None,
-        task_type=TaskType.SEQ_2_SEQ_LM if kind == SEQ2SEQ else TaskType.CAUSAL_LM,
-    )
-    peft_model = get_peft_model(model, config)
-    trainable, total = peft_model.get_nb_trainable_parameters()
-    logger.info("LoRA: %d trainable parameters of %d (%.2f%%)", trainable, total, 100 * trainable / max(1, total))
-    return peft_model
-
-
-def _module_name(model, module) -> str:
-    for name, candidate in model.named_modules():
-        if candidate is module:
-            return name.split(".")[-1]
-    raise ValueError("module not found in model")
+__all__ = [
+    "CAUSAL",
+    "PACKAGE_SCHEME",
+    "SEQ2SEQ",
+    "CausalArchConfig",
+    "LoraSettings",
+    "T5ArchConfig",
+    "apply_lora",
+    "as_dtype",
+    "build_causal_lm",
+    "build_t5",
+    "load_backbone",
+    "resolve_model_path",
+    "split_gguf_path",
+    "train_sentencepiece_tokenizer",
+]

@@ -1,0 +1,145 @@
+"""Saved bundles: their config, file names, and the registry from a bundle's decoder tag to its recommender class.
+
+A bundle is one self-contained directory::
+
+    genrec_config.json   decoder tag, backbone kind, prompt settings, index fingerprint, base model, metrics
+    item_index.json      the ItemIndex (identifier ↔ item), with its fingerprint
+    items.json           item id → title (for title tasks and readable output)
+    model.safetensors…   full weights (models trained from scratch)   or   adapter/ (LoRA + new-token rows)
+    tokenizer files      the tokenizer with the identifier tokens added
+    README.md            model card with this bundle's measured metrics
+
+Each recommender kind registers itself with :func:`register_recommender` under its decoder tag (``"trie"``,
+``"set"``); :func:`recommender_class` picks the class a saved bundle needs. A new decoder is one module under
+``genrec/recommenders/`` plus its registration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genrec.indexing.base import ItemIndex, ItemIndexError
+from genrec.models.backbones import CAUSAL, SEQ2SEQ, as_dtype, load_backbone
+from genrec.tokens import check_tokenizer_covers, resize_embeddings
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "genrec_config.json"
+INDEX_NAME = "item_index.json"
+ITEMS_NAME = "items.json"
+ADAPTER_DIR = "adapter"
+DEFAULT_DECODER = "trie"
+
+
+@dataclass
+class BundleConfig:
+    """What a bundle needs to rebuild its recommender (saved as ``genrec_config.json``)."""
+
+    kind: str = field(metadata={"help": "'seq2seq' (T5) or 'causal'."})
+    index_fingerprint: str = field(metadata={"help": "Fingerprint of the item index the model was trained on."})
+    decoder: str = field(default=DEFAULT_DECODER, metadata={"help": "Recommender kind that decodes this bundle."})
+    template_style: str = "p5"
+    max_history: int = 20
+    max_title_history: int = 10
+    separator: str = ", "
+    base_model: str | None = field(default=None, metadata={"help": "Base model of a LoRA adapter bundle."})
+    adapter: bool = False
+    num_beams: int = 20
+    max_prompt_tokens: int = 1024
+    recipe: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in (SEQ2SEQ, CAUSAL):
+            raise ValueError(f"kind must be {SEQ2SEQ!r} or {CAUSAL!r}, got {self.kind!r}")
+        if self.adapter and not self.base_model:
+            raise ValueError("an adapter bundle needs base_model")
+
+
+RECOMMENDERS: dict[str, type] = {}
+
+
+def register_recommender(decoder: str):
+    """Class decorator: the recommender class that decodes bundles whose config says ``"decoder": decoder``."""
+
+    def decorator(cls):
+        if decoder in RECOMMENDERS:
+            raise ValueError(f"decoder {decoder!r} is already registered by {RECOMMENDERS[decoder].__name__}")
+        cls.decoder = decoder
+        RECOMMENDERS[decoder] = cls
+        return cls
+
+    return decorator
+
+
+def read_bundle_config(path: str | Path) -> dict:
+    """The raw ``genrec_config.json`` of bundle ``path`` (a clear error for a directory that is not a bundle)."""
+    path = Path(path)
+    if not (path / CONFIG_NAME).is_file():
+        raise FileNotFoundError(f"{path} is not a genrec bundle (no {CONFIG_NAME})")
+    try:
+        return json.loads((path / CONFIG_NAME).read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path / CONFIG_NAME} is not valid JSON ({err}); re-save the bundle") from None
+
+
+def recommender_class(raw_config: dict) -> type:
+    """The registered recommender class for a bundle config (bundles from before the tag decode with the trie)."""
+    decoder = raw_config.get("decoder", DEFAULT_DECODER)
+    if decoder not in RECOMMENDERS:
+        raise ValueError(f"bundle decoder {decoder!r} is unknown; registered: {sorted(RECOMMENDERS)}")
+    return RECOMMENDERS[decoder]
+
+
+def check_fingerprint(config: BundleConfig, index: ItemIndex) -> None:
+    if config.index_fingerprint != index.fingerprint:
+        raise ItemIndexError(
+            f"the model was trained on item index {config.index_fingerprint} but was given index "
+            f"{index.fingerprint} ({index.method}); load it with the index it was trained on"
+        )
+
+
+@dataclass
+class BundleParts:
+    """What every bundle holds, each part checked against the others by :func:`load_bundle_parts`."""
+
+    index: ItemIndex
+    titles: dict[str, str]
+    tokenizer: object
+    backbone: object
+
+
+def load_bundle_parts(path: Path, config: BundleConfig, index: ItemIndex | str | None = None, dtype=None):
+    """Load a bundle's index (or the caller's ``index``), titles, tokenizer and backbone.
+
+    The index must be the one the model was trained on, the tokenizer must know its tokens, and the backbone must
+    have an embedding row for every token.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    if index is None:
+        index = ItemIndex.load(path / INDEX_NAME)
+    elif not isinstance(index, ItemIndex):
+        index = ItemIndex.load(index)
+    check_fingerprint(config, index)
+    titles = json.loads((path / ITEMS_NAME).read_text()) if (path / ITEMS_NAME).is_file() else {}
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    check_tokenizer_covers(tokenizer, index)
+    dtype = as_dtype(dtype)
+    if config.adapter:
+        from peft import PeftModel
+
+        base, _, _ = load_backbone(config.base_model, dtype=dtype)
+        resize_embeddings(base, len(tokenizer))
+        backbone = PeftModel.from_pretrained(base, path / ADAPTER_DIR)
+    else:
+        model_cls = AutoModelForSeq2SeqLM if config.kind == SEQ2SEQ else AutoModelForCausalLM
+        backbone = model_cls.from_pretrained(path, dtype=dtype or torch.float32)
+    rows = backbone.get_input_embeddings().weight.shape[0]  # peft's TrainableTokensWrapper has no num_embeddings
+    if rows < len(tokenizer):
+        raise ItemIndexError(f"the model has {rows} embedding rows but the tokenizer has {len(tokenizer)} tokens")
+    return BundleParts(index, titles, tokenizer, backbone)

@@ -1,0 +1,210 @@
+"""The SETRec model (Lin et al. 2025, *Order-agnostic Identifier for LLM-based Generative Recommendation*): the whole token
+set of the next item comes out of **one** forward pass.
+
+An item of a ``set`` index (:mod:`genrec.indexing.set`) is an unordered set of tokens, one per *position* (a CF token
+and several semantic tokens), each position with its own vocabulary. :class:`SetRecModel` appends one learnable
+query vector per position after the user's history; an attention mask lets every query see the whole history but
+not the other queries, so the queries are decoded simultaneously and independently:
+
+- T5: the queries are the decoder inputs (``decoder_inputs_embeds``) and the decoder self-attention mask is
+  diagonal (a 4D additive mask, which transformers passes to the attention layers as-is).
+- Causal LMs (Llama, Qwen, SmolLM): ``inputs_embeds = [history ; queries]`` with a 4D additive mask that is causal
+  over the history (padding on either side is masked) and lets each query see the real history tokens and itself;
+  the queries all sit at the position right after the history.
+
+Each query's hidden state goes through the backbone's own LM head (so tying, T5's rescaling and peft's trainable
+new-token rows all apply) and is restricted to its position's token ids: the item tokens added to the vocabulary
+are the output parameters being learned. Training is cross-entropy per position on the target item's token, the CF
+position weighted by ``cf_weight``. Decoding scores **every catalog item** as the weighted sum of its tokens'
+log-probabilities (a gather from a ``(num_items, positions)`` table) and takes an exact ``torch.topk``: no beam
+search, and no identifier outside the catalog can come out.
+
+Differences from the paper, on purpose: SETRec grounds query outputs on continuous CF/semantic token embeddings
+(an autoencoder trained jointly); here the set tokens are discrete vocabulary tokens from the ``set`` indexer, so
+the same index and prompts also serve the trie decoder, which makes the set-vs-sequence comparison like for like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers.utils import ModelOutput
+
+from genrec.models.backbones import CAUSAL, SEQ2SEQ
+
+TRAINABLE_NAME = "setrec_trainable.safetensors"  # trainer checkpoints: the trainable parameters only
+
+
+@dataclass
+class SetRecOutput(ModelOutput):
+    """``loss`` (scalar, when ``set_labels`` are given) and ``logits`` (B, positions, max position vocab), with
+    ``-inf`` in the columns past a position's vocabulary."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+
+def causal_set_mask(attention_mask: torch.Tensor, num_queries: int, dtype: torch.dtype):
+    """4D additive mask and position ids for ``[history ; queries]`` on a causal LM.
+
+    History rows are causal over real history tokens (pad keys are masked, so either padding side works; every row
+    sees itself, so no row is fully masked); query rows see every real history token and themselves only. Queries
+    all take the position right after the history.
+
+    Returns:
+        mask (`torch.Tensor` of shape `(B, 1, L + n, L + n)`, 0 where allowed, ``finfo(dtype).min`` elsewhere),
+        position_ids (`torch.LongTensor` of shape `(B, L + n)`).
+    """
+    keep = attention_mask.bool()  # (B, L)
+    batch, length = keep.shape
+    total = length + num_queries
+    device = keep.device
+    allowed = torch.zeros(batch, total, total, dtype=torch.bool, device=device)
+    causal = torch.ones(length, length, dtype=torch.bool, device=device).tril()
+    allowed[:, :length, :length] = causal[None] & keep[:, None, :]
+    allowed[:, :length, :length] |= torch.eye(length, dtype=torch.bool, device=device)[None]
+    allowed[:, length:, :length] = keep[:, None, :]
+    allowed[:, length:, length:] = torch.eye(num_queries, dtype=torch.bool, device=device)[None]
+    mask = torch.zeros(batch, 1, total, total, dtype=dtype, device=device)
+    mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
+    history_positions = (keep.long().cumsum(1) - 1).clamp(min=0)  # (B, L)
+    query_positions = keep.long().sum(1, keepdim=True).expand(batch, num_queries)  # (B, n)
+    return mask, torch.cat([history_positions, query_positions], dim=1)
+
+
+def diagonal_query_mask(batch: int, num_queries: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """(B, 1, n, n) additive T5 decoder self-attention mask in which each query sees only itself."""
+    mask = torch.full((num_queries, num_queries), torch.finfo(dtype).min, dtype=dtype, device=device)
+    mask.fill_diagonal_(0.0)
+    return mask.expand(batch, 1, num_queries, num_queries)
+
+
+class SetRecModel(nn.Module):
+    """A HF backbone plus one learnable query vector per set position, decoded in one forward pass.
+
+    Args:
+        backbone (`PreTrainedModel` or `PeftModel`): T5 (``kind="seq2seq"``) or a causal LM (``kind="causal"``),
+            its vocabulary already extended with the set tokens.
+        kind (`str`): ``"seq2seq"`` or ``"causal"``.
+        position_token_ids (`list[list[int]]`): per position, the token ids of its vocabulary.
+        position_weights (`list[float]`, *optional*): loss weight of each position (default all 1).
+        queries (`torch.Tensor` of shape `(positions, hidden)`, *optional*): initial query vectors; by default
+            Gaussian with the standard deviation of the input embeddings, so they start at the embeddings' scale.
+
+    Example:
+        >>> weights = vocab.position_weights(cf_weight=2.0)  # doctest: +SKIP
+        >>> model = SetRecModel(t5, "seq2seq", vocab.token_ids, weights)  # doctest: +SKIP
+        >>> model(input_ids, attention_mask, set_labels=labels).loss  # doctest: +SKIP
+    """
+
+    def __init__(self, backbone, kind: str, position_token_ids, position_weights=None, queries=None):
+        super().__init__()
+        if kind not in (SEQ2SEQ, CAUSAL):
+            raise ValueError(f"kind must be {SEQ2SEQ!r} or {CAUSAL!r}, got {kind!r}")
+        if not position_token_ids or any(len(ids) == 0 for ids in position_token_ids):
+            raise ValueError("every set position needs a non-empty vocabulary")
+        n = len(position_token_ids)
+        position_weights = [1.0] * n if position_weights is None else [float(w) for w in position_weights]
+        if len(position_weights) != n or min(position_weights) < 0 or sum(position_weights) <= 0:
+            raise ValueError(f"need {n} non-negative position weights with a positive sum, got {position_weights}")
+        self.backbone = backbone
+        self.kind = kind
+        embeddings = backbone.get_input_embeddings().weight
+        if queries is None:
+            queries = torch.randn(n, embeddings.shape[1]) * embeddings.detach().float().std()
+        if tuple(queries.shape) != (n, embeddings.shape[1]):
+            raise ValueError(f"queries must have shape {(n, embeddings.shape[1])}, got {tuple(queries.shape)}")
+        self.queries = nn.Parameter(queries.detach().clone().to(torch.float32))
+        width = max(len(ids) for ids in position_token_ids)
+        vocab = torch.zeros(n, width, dtype=torch.long)
+        valid = torch.zeros(n, width, dtype=torch.bool)
+        for p, ids in enumerate(position_token_ids):
+            vocab[p, : len(ids)] = torch.tensor(ids)
+            valid[p, : len(ids)] = True
+        self.register_buffer("vocab_ids", vocab, persistent=False)  # (n, Vmax) token id of each local index
+        self.register_buffer("vocab_valid", valid, persistent=False)  # (n, Vmax)
+        self.register_buffer("position_weights", torch.tensor(position_weights), persistent=False)  # (n,)
+
+    @property
+    def device(self) -> torch.device:
+        return self.queries.device
+
+    @property
+    def config(self):
+        """The backbone's config (what transformers' Pipeline reads of a model)."""
+        return self.backbone.config
+
+    @property
+    def num_positions(self) -> int:
+        return self.queries.shape[0]
+
+    def query_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Full-vocabulary logits (B, n, V) of the n queries after the history, from one forward pass."""
+        batch, n = input_ids.shape[0], self.num_positions
+        embed = self.backbone.get_input_embeddings()
+        dtype = embed.weight.dtype
+        queries = self.queries.to(dtype).unsqueeze(0).expand(batch, -1, -1)  # (B, n, d)
+        if self.kind == SEQ2SEQ:
+            out = self.backbone(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                decoder_inputs_embeds=queries,
+                decoder_attention_mask=diagonal_query_mask(batch, n, dtype, input_ids.device),
+                use_cache=False,
+            )
+            return out.logits  # (B, n, V)
+        mask, position_ids = causal_set_mask(attention_mask, n, dtype)
+        inputs_embeds = torch.cat([embed(input_ids), queries], dim=1)  # (B, L + n, d)
+        out = self.backbone(
+            inputs_embeds=inputs_embeds,
+            attention_mask=mask,
+            position_ids=position_ids,
+            use_cache=False,
+            logits_to_keep=n,
+        )
+        return out.logits[:, -n:]  # (B, n, V)
+
+    def forward(self, input_ids, attention_mask, set_labels=None) -> SetRecOutput:
+        """Per-position logits restricted to each position's vocabulary; weighted cross-entropy if ``set_labels``
+        (B, n) local token indices are given."""
+        full = self.query_logits(input_ids, attention_mask)  # (B, n, V)
+        index = self.vocab_ids.unsqueeze(0).expand(full.shape[0], -1, -1)  # (B, n, Vmax)
+        logits = full.gather(2, index).float().masked_fill(~self.vocab_valid, float("-inf"))  # (B, n, Vmax)
+        loss = None
+        if set_labels is not None:
+            per_position = nn.functional.cross_entropy(
+                logits.flatten(0, 1), set_labels.flatten(), reduction="none"
+            ).view_as(set_labels)  # (B, n)
+            weights = self.position_weights
+            loss = (per_position * weights).sum(1).mean() / weights.sum()
+        return SetRecOutput(loss=loss, logits=logits)
+
+    # ------------------------------------------------------------------ trainer checkpoints
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The trainable parameters (LoRA, new-token rows, queries; everything for a scratch T5), tied ones once."""
+        return {n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad}
+
+    def save_trainable(self, directory: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        save_file(self.trainable_state(), str(Path(directory) / TRAINABLE_NAME))
+
+    def load_trainable(self, directory: str | Path) -> None:
+        """Copy a :meth:`save_trainable` checkpoint into this model (same architecture)."""
+        from safetensors.torch import load_file
+
+        path = Path(directory) / TRAINABLE_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{directory} is not a SETRec checkpoint (no {TRAINABLE_NAME})")
+        params = dict(self.named_parameters())
+        state = load_file(str(path))
+        missing = [name for name in state if name not in params]
+        if missing:
+            raise ValueError(f"checkpoint {directory} has parameters this model lacks, e.g. {missing[:3]}")
+        with torch.no_grad():
+            for name, tensor in state.items():
+                params[name].copy_(tensor)

@@ -1,0 +1,244 @@
+"""GenerativeRecommender: what every recommender kind shares (history cleaning, prompts, ranking → items, saving,
+loading a bundle). A kind (trie, set) supplies its decoding tables, ``generate_ranked`` and how its model is saved
+and rebuilt, and registers itself with :func:`genrec.bundle.register_recommender`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from genrec.bundle import (
+    ADAPTER_DIR,
+    CONFIG_NAME,
+    INDEX_NAME,
+    ITEMS_NAME,
+    BundleConfig,
+    BundleParts,
+    check_fingerprint,
+    load_bundle_parts,
+    read_bundle_config,
+    recommender_class,
+)
+from genrec.indexing.base import ItemIndex
+from genrec.model_card import render_model_card
+from genrec.models.backbones import CAUSAL
+from genrec.tasks import Prompter
+from genrec.utils import atomic_directory
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_MODES = ("drop", "error")
+
+
+@dataclass
+class Recommendation:
+    item_id: str
+    score: float
+    identifier: str
+    title: str = ""
+
+
+class GenerativeRecommender:
+    """A tuned model + tokenizer + item index that recommends next items from interaction histories.
+
+    ``GenerativeRecommender.from_pretrained(dir)`` loads any bundle and returns the recommender kind its config
+    names (:class:`~genrec.recommenders.trie.TrieRecommender` or :class:`~genrec.recommenders.set.SetRecommender`).
+
+    Example:
+        >>> rec = GenerativeRecommender.from_pretrained("runs/tiger_t5/bundle")  # doctest: +SKIP
+        >>> rec.recommend([["50", "172", "133"]], k=10)  # doctest: +SKIP
+    """
+
+    decoder: str  # set by register_recommender
+    config_class: type[BundleConfig] = BundleConfig
+    decoding_description = "decoding is trie-constrained"
+
+    def __init__(self, model, tokenizer, index: ItemIndex, config: BundleConfig, titles: dict[str, str] | None = None):
+        check_fingerprint(config, index)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.index = index
+        self.config = config
+        self.titles = titles or {}
+        self.prompter = Prompter(
+            index, self.titles, config.template_style, config.max_history, config.max_title_history, config.separator
+        )
+        self.tokenizer.truncation_side = "left"  # keep the most recent history when a prompt is too long
+        if config.kind == CAUSAL:
+            self.tokenizer.padding_side = "left"
+        self._build_decoder()
+
+    # ------------------------------------------------------------------ what a recommender kind supplies
+    def _build_decoder(self) -> None:
+        """Build the tables that turn model outputs into items (on the model's device)."""
+        raise NotImplementedError
+
+    def _move_decoder(self, device) -> None:
+        """Move the decoding tables to ``device``."""
+        raise NotImplementedError
+
+    def generate_ranked(
+        self, encoded, num_beams: int, seen: Sequence[set[str]] | None = None, **options
+    ) -> tuple[list[list[int]], list[list[float]]]:
+        """Per encoded row, item positions in the index and their scores, best first (at most ``num_beams``).
+        ``seen`` (per row) lets a kind leave those items out before ranking; the caller filters them anyway."""
+        raise NotImplementedError
+
+    def _model_to_save(self):
+        """The transformers/peft model whose ``save_pretrained`` writes the backbone."""
+        return self.model
+
+    def _save_extra(self, directory: Path) -> None:
+        """Files beside the backbone that this kind needs (none by default)."""
+
+    @classmethod
+    def _rebuild_model(cls, path: Path, config: BundleConfig, parts: BundleParts):
+        """The model this kind decodes with, from a loaded bundle's parts."""
+        return parts.backbone
+
+    # ------------------------------------------------------------------ shared
+    def to(self, device) -> GenerativeRecommender:
+        """Move the model and the decoding tables to ``device``."""
+        self.model.to(device)
+        self._move_decoder(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def clean_history(self, history: Sequence[str], unknown: str = "drop") -> tuple[list[str], int]:
+        """Keep indexed items (most recent ``max_history``); ``unknown='error'`` raises on an unknown item."""
+        if unknown not in UNKNOWN_MODES:
+            raise ValueError(f"unknown must be one of {UNKNOWN_MODES}, got {unknown!r}")
+        known = [str(i) for i in history if str(i) in self.index]
+        dropped = len(history) - len(known)
+        if dropped and unknown == "error":
+            bad = [i for i in history if str(i) not in self.index][:5]
+            raise KeyError(f"{dropped} item(s) of the history are not in the index, e.g. {bad}")
+        return known[-self.config.max_history :], dropped
+
+    def clean_histories(self, histories: Sequence[Sequence[str]], unknown: str = "drop") -> list[list[str]]:
+        """:meth:`clean_history` for a batch; raises ``ValueError`` naming the first history left empty."""
+        cleaned, total_dropped = [], 0
+        for position, history in enumerate(histories):
+            items, dropped = self.clean_history(history, unknown)
+            total_dropped += dropped
+            if not items:
+                raise ValueError(f"history #{position} is empty (after dropping {dropped} unknown item(s))")
+            cleaned.append(items)
+        if total_dropped:
+            logger.warning("dropped %d unknown item(s) from %d histories", total_dropped, len(histories))
+        return cleaned
+
+    def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, **options) -> list[list[str]]:
+        """Top-``k`` item ids per history (the evaluation harness protocol). Options as :meth:`recommend_scored`."""
+        return [[r.item_id for r in recs] for recs in self.recommend_scored(histories, k, **options)]
+
+    @torch.inference_mode()
+    def recommend_scored(
+        self,
+        histories: Sequence[Sequence[str]],
+        k: int = 10,
+        num_beams: int | None = None,
+        exclude_seen: bool = False,
+        batch_size: int = 32,
+        unknown: str = "drop",
+        **options,
+    ) -> list[list[Recommendation]]:
+        """Ranked :class:`Recommendation` lists (best first) for each history.
+
+        Args:
+            k: items per history. num_beams: beams (≥ k; default the bundle's, 20; ignored by set decoding).
+            exclude_seen: drop items already in the history (beam search may then return fewer than ``k``).
+            unknown: ``"drop"`` unknown history items (logged with a count) or ``"error"``.
+            options: passed to the kind's ``generate_ranked`` (e.g. ``cf_score_weight`` for set decoding).
+        Raises:
+            ValueError: a history is empty (after dropping unknown items), or ``k < 1``.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        num_beams = max(num_beams or self.config.num_beams, k)
+        cleaned = self.clean_histories(histories, unknown)
+
+        self.model.eval()
+        results: list[list[Recommendation]] = []
+        for start in range(0, len(cleaned), batch_size):
+            batch = cleaned[start : start + batch_size]
+            seen = [set(h) for h in batch] if exclude_seen else None
+            positions, scores = self.generate_ranked(self.encode(batch), num_beams, seen=seen, **options)
+            for history, item_positions, item_scores in zip(batch, positions, scores):
+                results.append(self.to_recommendations(history, item_positions, item_scores, k, exclude_seen))
+        return results
+
+    def encode(self, histories: Sequence[Sequence[str]]):
+        """Tokenised prompts of cleaned histories (padded on the tokenizer's side; long prompts lose their oldest
+        tokens). Shared with the pipeline, which encodes one history at a time and pads in its collate step."""
+        prompts = [self.prompter.seqrec_prompt(h) for h in histories]
+        return self.tokenizer(
+            prompts, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_prompt_tokens
+        )
+
+    def to_recommendations(
+        self, history: Sequence[str], positions: Sequence[int], scores: Sequence[float], k: int, exclude_seen: bool
+    ) -> list[Recommendation]:
+        """The first ``k`` ranked items as :class:`Recommendation` (skipping ``history`` items if ``exclude_seen``)."""
+        seen = set(history) if exclude_seen else ()
+        recs = []
+        for pos, score in zip(positions, scores):
+            item = self.index.item_ids[pos]
+            if item in seen:
+                continue
+            recs.append(Recommendation(item, float(score), self.index.identifiers[pos], self.titles.get(item, "")))
+            if len(recs) == k:
+                break
+        return recs
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(self, path: str | Path, model_card: str | None = None) -> Path:
+        """Write the bundle atomically (a failed save leaves no half-written bundle)."""
+        path = Path(path)
+        model = self._model_to_save()
+        with atomic_directory(path) as tmp:
+            if self.config.adapter:
+                # The identifier-token rows travel as peft trainable tokens; the base embeddings need not be copied.
+                model.save_pretrained(tmp / ADAPTER_DIR, save_embedding_layers=False)
+                # the base architecture's config, so `transformers.pipeline(model=bundle_dir)` can resolve one
+                model.get_base_model().config.save_pretrained(tmp)
+            else:
+                model.save_pretrained(tmp)
+            self._save_extra(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            self.index.save(tmp / INDEX_NAME)
+            (tmp / ITEMS_NAME).write_text(json.dumps(self.titles, ensure_ascii=False, sort_keys=True))
+            config = {**dataclasses.asdict(self.config), "decoder": self.decoder}
+            (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
+            card = model_card or render_model_card(self.config, self.index, self.decoding_description)
+            (tmp / "README.md").write_text(card)
+        return path
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, index: ItemIndex | str | None = None, device: str | None = None, dtype=None
+    ) -> GenerativeRecommender:
+        """Load a bundle as the recommender kind its config names. Passing ``index`` (an ItemIndex or its file)
+        checks it against the model and fails loudly if it is not the index the model was trained on."""
+        path = Path(path)
+        raw_config = read_bundle_config(path)
+        kind = recommender_class(raw_config)
+        if not issubclass(kind, cls):
+            raise ValueError(f"{path} is a {kind.decoder!r} bundle; load it with {kind.__name__}")
+        config = kind.config_class(**raw_config)
+        parts = load_bundle_parts(path, config, index, dtype)
+        model = kind._rebuild_model(path, config, parts)
+        if device:
+            model.to(device)
+        model.eval()
+        return kind(model, parts.tokenizer, parts.index, config, parts.titles)

@@ -1,0 +1,65 @@
+"""The trie recommender: generates identifiers token by token with trie-constrained beam search."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from genrec.bundle import register_recommender
+from genrec.decoding import ItemTrie, TrieConstrainedLogitsProcessor, rank_items
+from genrec.models.backbones import SEQ2SEQ
+from genrec.recommenders.base import GenerativeRecommender
+from genrec.tasks import SequenceFormat
+from genrec.tokens import identifier_token_ids
+
+
+@register_recommender("trie")
+class TrieRecommender(GenerativeRecommender):
+    """Beam search over the model's next tokens, masked by the :class:`ItemTrie` of the catalog's identifiers, so
+    every generated identifier is a catalog item; items are ranked by the total log-probability of their tokens."""
+
+    def _build_decoder(self) -> None:
+        self.trie = ItemTrie(
+            identifier_token_ids(self.tokenizer, self.index), self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        ).to(self.device)
+        self.sequence_format = None
+        if self.config.template_style == "sequence":  # sequence mode: the history is written as token ids
+            self.sequence_format = SequenceFormat(self.tokenizer, self.index, self.config.separator)
+
+    def encode(self, histories: Sequence[Sequence[str]]):
+        if self.sequence_format is None:
+            return super().encode(histories)
+        ids = [{"input_ids": self.sequence_format.encode(h)} for h in histories]
+        return self.tokenizer.pad(ids, return_tensors="pt")
+
+    def _move_decoder(self, device) -> None:
+        self.trie = self.trie.to(device)
+
+    @torch.inference_mode()
+    def generate_ranked(
+        self, encoded, num_beams: int, seen: Sequence[set[str]] | None = None, **options
+    ) -> tuple[list[list[int]], list[list[float]]]:
+        """Trie-constrained beam search on an encoded batch (``seen`` items are filtered by the caller)."""
+        if options:
+            raise TypeError(f"unexpected option(s) {sorted(options)} for trie decoding")
+        prompt_length = 1 if self.config.kind == SEQ2SEQ else encoded["input_ids"].shape[1]
+        # a sequence model never learned to end an identifier with EOS: the closing EOS must not change the scores
+        free_eos = self.sequence_format is not None
+        output = self.model.generate(
+            input_ids=encoded["input_ids"].to(self.device),
+            attention_mask=encoded["attention_mask"].to(self.device),
+            logits_processor=[TrieConstrainedLogitsProcessor(self.trie, prompt_length, free_eos=free_eos)],
+            num_beams=num_beams,
+            num_return_sequences=num_beams,
+            max_new_tokens=self.trie.max_length + 1,
+            do_sample=False,
+            length_penalty=0.0,  # rank items by total log-probability, whatever their identifier length
+            early_stopping=True,
+            return_dict_in_generate=True,
+            output_scores=True,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        generated = output.sequences[:, 1:] if self.config.kind == SEQ2SEQ else output.sequences[:, prompt_length:]
+        return rank_items(self.trie, generated, output.sequences_scores, num_beams, num_beams)

@@ -1,0 +1,75 @@
+"""Sequence mode's data: a user's history written as ONE token sequence ``START id(i1) SEP id(i2) SEP … id(in)``,
+so a causal model learns every next-item position of the history in one forward pass (as SASRec does).
+
+Token ids are concatenated from each identifier's own ids (the same ids the decoding trie holds), never from
+re-tokenising joined text, so training rows and inference prompts see identical tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from genrec.indexing.base import ItemIndex
+from genrec.tokens import identifier_token_ids
+
+IGNORE = -100
+
+
+class SequenceFormat:
+    """Writes histories as token sequences for one tokenizer and index.
+
+    Args:
+        tokenizer: the tokenizer with the index's identifier tokens added.
+        index (`ItemIndex`): gives each item's identifier.
+        separator (`str`, defaults to ``""``): text between identifiers (needed when identifiers are plain text,
+            such as numbers, so that one identifier cannot run into the next).
+    """
+
+    def __init__(self, tokenizer, index: ItemIndex, separator: str = ""):
+        if not separator and not index.new_tokens:
+            raise ValueError(
+                f"a {index.method} index writes identifiers as plain text; sequence mode needs a history_separator "
+                "(e.g. ' ') so that one identifier cannot run into the next"
+            )
+        self.start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        self.separator = tokenizer(separator, add_special_tokens=False)["input_ids"] if separator else []
+        self.item_tokens = dict(zip(index.item_ids, identifier_token_ids(tokenizer, index)))
+
+    def encode(self, history: Sequence[str]) -> list[int]:
+        """The inference prompt of a (cleaned, non-empty) history: the model continues it with the next identifier."""
+        if not history:
+            raise ValueError("cannot recommend from an empty history")
+        ids = [self.start]
+        for item in history:
+            ids += self.item_tokens[item] + self.separator
+        return ids
+
+    def training_rows(self, sequences: Sequence[Sequence[str]], window: int) -> dict[str, list[list[int]]]:
+        """``input_ids`` and ``labels`` for every training sequence, in windows of at most ``window`` items.
+
+        A history longer than ``window`` gives several windows, each ending ``window // 2`` items after the previous
+        one; a window's loss covers only the items the previous window did not, so every item after the first is a
+        target exactly once, with at least ``window // 2`` items of context (or all it has). Labels cover the
+        identifier tokens of target items; the start token and separators are never targets.
+        """
+        if window < 2:
+            raise ValueError(f"window must be >= 2 items, got {window}")
+        stride = max(1, window // 2)
+        rows = {"input_ids": [], "labels": []}
+        for seq in sequences:
+            if len(seq) < 2:
+                continue
+            ends = list(range(len(seq), 1, -stride))[::-1]
+            labelled_from = 1  # the first item has no history to predict it from
+            for end in ends:
+                begin = max(0, end - window)
+                ids, labels = [self.start], [IGNORE]
+                for position in range(begin, end):
+                    tokens = self.item_tokens[seq[position]]
+                    target = position >= labelled_from and position > begin
+                    ids += tokens + self.separator
+                    labels += (tokens if target else [IGNORE] * len(tokens)) + [IGNORE] * len(self.separator)
+                rows["input_ids"].append(ids)
+                rows["labels"].append(labels)
+                labelled_from = end
+        return rows

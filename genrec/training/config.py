@@ -1,0 +1,188 @@
+"""Recipe configuration: genrec's own fields (:class:`RecipeConfig`) parsed beside transformers'
+``TrainingArguments``, which own every optimisation field (learning rate, epochs, batch size, evaluation and saving
+steps, seed, bf16, ...). A recipe YAML mixes both; :func:`load_recipe` splits it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCRATCH_T5 = "t5-scratch"
+SCRATCH_CAUSAL = "causal-scratch"
+SCRATCH_BACKBONES = (SCRATCH_T5, SCRATCH_CAUSAL)
+MODES = ("prefix", "sequence", "set")
+
+# genrec's defaults for transformers' TrainingArguments; a recipe or the command line overrides any of them.
+# Validation (the harness's NDCG@10) picks the best checkpoint, which is restored at the end.
+TRAINING_DEFAULTS: dict[str, Any] = dict(
+    output_dir="runs/genrec",
+    num_train_epochs=10,
+    per_device_train_batch_size=64,
+    per_device_eval_batch_size=32,
+    learning_rate=1e-3,
+    warmup_steps=0.05,
+    lr_scheduler_type="cosine",
+    logging_steps=50,
+    eval_strategy="epoch",
+    save_strategy="epoch",
+    save_total_limit=2,
+    load_best_model_at_end=True,
+    metric_for_best_model="ndcg@10",
+    greater_is_better=True,
+    report_to="none",
+    remove_unused_columns=False,
+    dataloader_num_workers=0,
+    seed=42,
+)
+
+
+@dataclass
+class RecipeConfig:
+    """genrec's part of a recipe (``train/configs/*.yaml``): data, index, backbone, tasks, decoding, evaluation."""
+
+    data: str | None = field(default=None, metadata={"help": "Prepared dataset directory, or a dataset name."})
+    name: str = field(default="genrec", metadata={"help": "Recipe name (model card, results tables)."})
+    mode: str = field(
+        default="prefix",
+        metadata={
+            "help": "Training mode: 'prefix' ((prompt, next identifier) pairs; T5 or causal LM), 'sequence' (a "
+            "causal LM learns every position of a user's history in one pass, as SASRec does), or 'set' (SETRec)."
+        },
+    )
+    # index
+    index_method: str = field(default="semantic-rq", metadata={"help": "Indexing method (see `genrec index`)."})
+    index_options: dict = field(default_factory=dict, metadata={"help": "Indexer options (a JSON object)."})
+    index_file: str | None = field(default=None, metadata={"help": "Use this saved index instead of fitting one."})
+    # backbone
+    backbone: str = field(
+        default=SCRATCH_T5,
+        metadata={
+            "help": f"'{SCRATCH_T5}' / '{SCRATCH_CAUSAL}' (built from a config, identifier tokens only), or a hub "
+            "id / local dir / .gguf file / package://PKG/FILE.gguf to fine-tune."
+        },
+    )
+    t5_num_layers: int = field(default=4, metadata={"help": "Scratch T5: encoder layers (TIGER: 4)."})
+    t5_num_decoder_layers: int = field(default=4, metadata={"help": "Scratch T5: decoder layers (TIGER: 4)."})
+    t5_d_model: int = field(default=128, metadata={"help": "Scratch T5: hidden size (TIGER: 128)."})
+    t5_num_heads: int = field(default=6, metadata={"help": "Scratch T5: heads (TIGER: 6)."})
+    t5_d_kv: int = field(default=64, metadata={"help": "Scratch T5: head size (TIGER: 64)."})
+    t5_d_ff: int = field(default=1024, metadata={"help": "Scratch T5: feed-forward size (TIGER: 1024)."})
+    t5_dropout: float = field(default=0.1, metadata={"help": "Scratch T5: dropout."})
+    causal_num_layers: int = field(default=2, metadata={"help": "Scratch causal: layers."})
+    causal_hidden_size: int = field(default=128, metadata={"help": "Scratch causal: hidden size."})
+    causal_num_heads: int = field(default=4, metadata={"help": "Scratch causal: attention heads."})
+    causal_intermediate_size: int = field(default=256, metadata={"help": "Scratch causal: feed-forward size."})
+    causal_dropout: float = field(default=0.3, metadata={"help": "Scratch causal: dropout (attention + residual)."})
+    tokenizer_vocab_size: int = field(default=2000, metadata={"help": "Scratch T5: SentencePiece vocabulary size."})
+    use_lora: bool = field(
+        default=True, metadata={"help": "LoRA for pretrained backbones (scratch ones train fully)."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] | None = field(default=None, metadata={"help": "Module names LoRA adapts."})
+    # tasks and prompts
+    tasks: list[str] = field(default_factory=lambda: ["seqrec"], metadata={"help": "Task mixture (see genrec.tasks)."})
+    template_style: str = field(default="p5", metadata={"help": "Prompt style: tiger, p5, lcrec or sequence."})
+    max_history: int = field(default=20, metadata={"help": "Most recent history items in a prompt / sequence."})
+    max_title_history: int = field(default=10, metadata={"help": "History items when written as titles."})
+    history_separator: str = field(default=", ", metadata={"help": "Between history items in a prompt."})
+    max_train_examples: int | None = field(default=None, metadata={"help": "Cap on training rows (CPU budgets)."})
+    # validation and test (the genrec harness)
+    eval_max_users: int | None = field(default=None, metadata={"help": "Validation users sampled (None: all)."})
+    eval_num_beams: int = field(default=20, metadata={"help": "Beams for validation and test."})
+    early_stopping_patience: int = field(default=3, metadata={"help": "Validations without improvement to stop."})
+    test_max_users: int | None = field(default=None, metadata={"help": "Test users sampled (None: all)."})
+    evaluate_test: bool = field(
+        default=True, metadata={"help": "Score the test split after training (the metrics go into the model card)."}
+    )
+    # SETRec (mode=set)
+    set_cf_weight: float = field(default=1.0, metadata={"help": "mode=set: training loss weight of the CF token."})
+    set_cf_score_weight: float = field(
+        default=1.0, metadata={"help": "mode=set: weight of the CF token's log-probability in item scores."}
+    )
+
+    def __post_init__(self):
+        from genrec.tasks import TASKS
+
+        if isinstance(self.index_options, str):  # the command line and older YAMLs give JSON text
+            self.index_options = json.loads(self.index_options) if self.index_options.strip() else {}
+        if isinstance(self.tasks, str):  # "seqrec,item2index"
+            self.tasks = [t.strip() for t in self.tasks.split(",") if t.strip()]
+        if isinstance(self.lora_target_modules, str):
+            self.lora_target_modules = [t.strip() for t in self.lora_target_modules.split(",") if t.strip()]
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; available: {TASKS}")
+
+
+@dataclass
+class Recipe:
+    """A whole recipe: genrec's fields and the transformers training arguments."""
+
+    config: RecipeConfig
+    training: Any  # transformers.TrainingArguments
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.training.output_dir)
+
+
+def recipe_fields() -> tuple[set[str], set[str]]:
+    """Names of :class:`RecipeConfig` fields and of ``TrainingArguments`` fields."""
+    from transformers import TrainingArguments
+
+    return (
+        {f.name for f in dataclasses.fields(RecipeConfig)},
+        {f.name for f in dataclasses.fields(TrainingArguments) if f.init},
+    )
+
+
+def _legacy(values: dict) -> dict:
+    """Today's YAML spellings that changed meaning: ``decoder: set`` is ``mode: set``; ``eval_steps`` alone means
+    evaluating (and saving) every ``eval_steps`` steps."""
+    values = dict(values)
+    if values.pop("decoder", "trie") == "set":
+        values["mode"] = "set"
+    if values.get("eval_steps") and str(values.get("eval_strategy", "epoch")).endswith("epoch"):
+        values.update(eval_strategy="steps", save_strategy="steps", save_steps=values["eval_steps"])
+    return values
+
+
+def recipe_from_dict(values: dict) -> Recipe:
+    """Split a flat mapping (a YAML recipe plus overrides) into :class:`RecipeConfig` and ``TrainingArguments``."""
+    from transformers import TrainingArguments
+
+    values = _legacy(values)
+    genrec_names, training_names = recipe_fields()
+    unknown = sorted(set(values) - genrec_names - training_names)
+    if unknown:
+        raise ValueError(f"unknown recipe field(s) {unknown}; see `genrec train --help`")
+    config = RecipeConfig(**{k: v for k, v in values.items() if k in genrec_names})
+    training = {**TRAINING_DEFAULTS, **{k: v for k, v in values.items() if k in training_names}}
+    return Recipe(config, TrainingArguments(**training))
+
+
+def read_yaml(path: str | Path) -> dict:
+    with open(path) as f:
+        values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a recipe is a mapping of field: value, got {type(values).__name__}")
+    return values
+
+
+def load_recipe(path: str | Path | None = None, **overrides) -> Recipe:
+    """A recipe from a YAML file (``train/configs/*.yaml``), with field overrides of either part."""
+    values = read_yaml(path) if path else {}
+    try:
+        return recipe_from_dict({**values, **overrides})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path or 'recipe'}: {err}") from None

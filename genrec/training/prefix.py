@@ -1,0 +1,77 @@
+"""Prefix mode: every (history prefix → next identifier) of the training data, plus the alignment tasks, as
+(prompt, target) pairs. T5 trains with transformers' ``Seq2SeqTrainer``, causal LMs with trl's ``SFTTrainer``."""
+
+from __future__ import annotations
+
+from genrec.bundle import BundleConfig
+from genrec.models import SEQ2SEQ
+from genrec.recommenders import TrieRecommender
+from genrec.tasks import build_task_dataset
+from genrec.training.recipe import (
+    build_backbone,
+    bundle_fields,
+    early_stopping,
+    harness_options,
+    prepare_recipe,
+    register_mode,
+    train_evaluate_save,
+    training_args,
+    validation_pairs,
+)
+from genrec.training.trainers import GenRecSeq2SeqTrainer, GenRecSFTTrainer
+
+
+def tokenize_pairs(dataset, tokenizer, kind: str, max_prompt_tokens: int = 1024):
+    """(prompt, target) → model inputs. The target is tokenised alone, exactly as the decoding trie sees it."""
+    eos = tokenizer.eos_token_id
+
+    def encode(batch):
+        prompts = tokenizer(batch["prompt"], truncation=True, max_length=max_prompt_tokens)["input_ids"]
+        targets = tokenizer(batch["target"], add_special_tokens=False)["input_ids"]
+        if kind == SEQ2SEQ:
+            return {"input_ids": prompts, "labels": [t + [eos] for t in targets]}
+        return {
+            "input_ids": [p + t + [eos] for p, t in zip(prompts, targets)],
+            "labels": [[-100] * len(p) + t + [eos] for p, t in zip(prompts, targets)],
+        }
+
+    tokenizer.truncation_side = "left"
+    return dataset.map(encode, batched=True, remove_columns=dataset.column_names, desc="tokenising")
+
+
+@register_mode("prefix")
+def train_prefix(recipe, command: str | None = None, data=None):
+    """Train a prefix-mode recipe end to end; returns the recommender (saved to ``output_dir/bundle``) and its test
+    metrics."""
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainingArguments
+    from trl import SFTConfig
+
+    cfg = recipe.config
+    prepared = prepare_recipe(recipe, data)
+    backbone = build_backbone(cfg, prepared)
+    model, tokenizer, kind = backbone.model, backbone.tokenizer, backbone.kind
+
+    dataset = build_task_dataset(prepared.prompter, prepared.split, cfg.tasks, seed=recipe.training.seed)
+    if cfg.max_train_examples and len(dataset) > cfg.max_train_examples:
+        dataset = dataset.select(range(cfg.max_train_examples))
+    train_dataset = tokenize_pairs(dataset, tokenizer, kind)
+    eval_dataset = tokenize_pairs(validation_pairs(prepared.prompter, prepared.split, prepared.index), tokenizer, kind)
+
+    config = BundleConfig(**bundle_fields(recipe, backbone, prepared, command))
+    recommender = TrieRecommender(model, tokenizer, prepared.index, config, prepared.titles)
+    common = dict(
+        model=model,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        callbacks=early_stopping(cfg),
+        **harness_options(cfg, prepared, recommender),
+    )
+    if kind == SEQ2SEQ:
+        args = training_args(Seq2SeqTrainingArguments, recipe.training)
+        collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+        trainer = GenRecSeq2SeqTrainer(args=args, data_collator=collator, **common)
+    else:
+        args = training_args(SFTConfig, recipe.training, max_length=None, packing=False, dataset_num_proc=None)
+        trainer = GenRecSFTTrainer(args=args, **common)
+    return train_evaluate_save(recipe, trainer, recommender, prepared.split)

@@ -1,0 +1,249 @@
+"""The steps every training mode shares: data → split → index → prompter → backbone with identifier tokens → (mode)
+→ train with the harness as validation → test metrics → bundle. A mode (``genrec/training/<mode>.py``) supplies its
+datasets, trainer and recommender, and registers with :func:`register_mode`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from genrec.data import InteractionData, LeaveOneOutSplit, leave_one_out
+from genrec.evaluation import evaluate
+from genrec.indexing import ItemIndex, build_indexer
+from genrec.models import (
+    CAUSAL,
+    SEQ2SEQ,
+    CausalArchConfig,
+    LoraSettings,
+    T5ArchConfig,
+    apply_lora,
+    build_causal_lm,
+    build_t5,
+    load_backbone,
+    train_sentencepiece_tokenizer,
+)
+from genrec.tasks import TEMPLATES, Prompter
+from genrec.tokens import add_item_tokens
+from genrec.training.config import SCRATCH_BACKBONES, SCRATCH_T5, Recipe, RecipeConfig
+
+logger = logging.getLogger(__name__)
+
+TRAINING_MODES: dict[str, Callable] = {}
+
+
+def register_mode(name: str):
+    """Function decorator: ``fn(recipe, command, data) -> (recommender, metrics)`` trains recipes of mode ``name``."""
+
+    def decorator(fn):
+        TRAINING_MODES[name] = fn
+        return fn
+
+    return decorator
+
+
+@dataclass
+class Prepared:
+    """The start every recipe shares."""
+
+    data: InteractionData
+    split: LeaveOneOutSplit
+    index: ItemIndex
+    titles: dict[str, str]
+    prompter: Prompter
+
+
+@dataclass
+class Backbone:
+    """A backbone with the identifier tokens in its vocabulary (and LoRA when ``adapter``)."""
+
+    model: object
+    tokenizer: object
+    kind: str
+    adapter: bool
+
+
+def load_data(data: str | None) -> InteractionData:
+    if data is None:
+        raise ValueError("a recipe needs `data`: a prepared dataset directory or a dataset name")
+    if Path(data).is_dir():
+        return InteractionData.load(data)
+    from genrec.data.datasets import load_named_dataset
+
+    return load_named_dataset(data)
+
+
+def fit_index(cfg: RecipeConfig, data: InteractionData, split: LeaveOneOutSplit) -> ItemIndex:
+    if cfg.index_file:
+        index = ItemIndex.load(cfg.index_file)
+        missing = set(split.catalog) - set(index.item_ids)
+        if missing:
+            raise ValueError(f"index {cfg.index_file} lacks {len(missing)} catalog items, e.g. {sorted(missing)[:3]}")
+        return index
+    start = time.time()
+    index = build_indexer(cfg.index_method, **cfg.index_options).fit(data.items, split.train)
+    logger.info("fitted %s index on %d items in %.1fs", cfg.index_method, len(index), time.time() - start)
+    return index
+
+
+def prepare_recipe(recipe: Recipe, data: InteractionData | None = None) -> Prepared:
+    """Seed, data, split, index, titles and prompter. ``data`` (already loaded) takes the place of ``cfg.data``."""
+    from transformers import set_seed
+
+    cfg = recipe.config
+    set_seed(recipe.training.seed)
+    data = data if data is not None else load_data(cfg.data)
+    split = leave_one_out(data)
+    index = fit_index(cfg, data, split)
+    titles = data.titles()
+    prompter = Prompter(
+        index, titles, cfg.template_style, cfg.max_history, cfg.max_title_history, cfg.history_separator
+    )
+    return Prepared(data, split, index, titles, prompter)
+
+
+def build_backbone(cfg: RecipeConfig, prepared: Prepared) -> Backbone:
+    """Backbone + tokenizer with the identifier tokens added (and LoRA for pretrained backbones)."""
+    if cfg.backbone in SCRATCH_BACKBONES:
+        tokenizer = train_sentencepiece_tokenizer(_tokenizer_corpus(prepared), cfg.tokenizer_vocab_size)
+        add_item_tokens(tokenizer, prepared.index)
+        if cfg.backbone == SCRATCH_T5:
+            arch = T5ArchConfig(
+                cfg.t5_num_layers,
+                cfg.t5_num_decoder_layers,
+                cfg.t5_d_model,
+                cfg.t5_num_heads,
+                cfg.t5_d_kv,
+                cfg.t5_d_ff,
+                cfg.t5_dropout,
+            )
+            return Backbone(build_t5(tokenizer, arch), tokenizer, SEQ2SEQ, False)
+        arch = CausalArchConfig(
+            cfg.causal_num_layers,
+            cfg.causal_hidden_size,
+            cfg.causal_num_heads,
+            cfg.causal_intermediate_size,
+            cfg.causal_dropout,
+            max_positions=max_sequence_tokens(cfg, prepared.index, tokenizer),
+        )
+        return Backbone(build_causal_lm(tokenizer, arch), tokenizer, CAUSAL, False)
+    model, tokenizer, kind = load_backbone(cfg.backbone)
+    new_ids = add_item_tokens(tokenizer, prepared.index, model)
+    if not cfg.use_lora:
+        return Backbone(model, tokenizer, kind, False)
+    settings = LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
+    return Backbone(apply_lora(model, kind, new_ids, settings), tokenizer, kind, True)
+
+
+def max_sequence_tokens(cfg: RecipeConfig, index: ItemIndex, tokenizer) -> int:
+    """Positions a scratch causal model needs: a start token plus ``max_history + 1`` identifiers and separators,
+    or a whole prompt (prefix mode), with room to spare."""
+    from genrec.tokens import identifier_token_ids
+
+    longest = max(len(ids) for ids in identifier_token_ids(tokenizer, index))
+    separator = len(tokenizer(cfg.history_separator, add_special_tokens=False)["input_ids"])
+    return 64 + (cfg.max_history + 2) * (longest + separator)
+
+
+def _tokenizer_corpus(prepared: Prepared) -> list[str]:
+    """Text a scratch tokenizer must cover: titles, identifiers written as text, and the prompt words."""
+    corpus = [t for t in prepared.data.items["title"] if t]
+    corpus += [ident for ident in prepared.index.identifiers if not prepared.index.new_tokens]
+    corpus += [t.replace("{", " ").replace("}", " ") for t in TEMPLATES[prepared.prompter.style].values()]
+    return corpus
+
+
+def harness_options(cfg: RecipeConfig, prepared: Prepared, recommender) -> dict:
+    """Keyword arguments of :class:`~genrec.training.trainers.HarnessEvaluationMixin` trainers."""
+    return dict(
+        split=prepared.split,
+        recommender=recommender,
+        eval_max_users=cfg.eval_max_users,
+        num_beams=cfg.eval_num_beams,
+    )
+
+
+def training_args(cls, training, **extra):
+    """The recipe's ``TrainingArguments`` as the class a trainer wants (``Seq2SeqTrainingArguments``, trl's
+    ``SFTConfig``), plus that class's own fields in ``extra``."""
+    values = {f.name: getattr(training, f.name) for f in dataclasses.fields(training) if f.init}
+    return cls(**values, **extra)
+
+
+def early_stopping(cfg: RecipeConfig) -> list:
+    from transformers import EarlyStoppingCallback
+
+    return [EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)]
+
+
+def validation_pairs(prompter: Prompter, split: LeaveOneOutSplit, index: ItemIndex, limit: int = 64):
+    """A small (prompt, target) validation set: the Trainer needs an eval dataset, though the harness evaluation
+    scores the validation split itself."""
+    from datasets import Dataset
+
+    histories, targets = split.histories("valid")[:limit], split.targets("valid")[:limit]
+    return Dataset.from_dict(
+        {"prompt": [prompter.seqrec_prompt(h) for h in histories], "target": [index.identifier(t) for t in targets]}
+    )
+
+
+def bundle_fields(recipe: Recipe, backbone: Backbone, prepared: Prepared, command: str | None) -> dict:
+    """The :class:`~genrec.bundle.BundleConfig` fields every recipe records (prompt settings, backbone, recipe)."""
+    cfg = recipe.config
+    return dict(
+        kind=backbone.kind,
+        index_fingerprint=prepared.index.fingerprint,
+        template_style=cfg.template_style,
+        max_history=cfg.max_history,
+        max_title_history=cfg.max_title_history,
+        separator=cfg.history_separator,
+        base_model=None if cfg.backbone in SCRATCH_BACKBONES else cfg.backbone,
+        adapter=backbone.adapter,
+        num_beams=cfg.eval_num_beams,
+        recipe={
+            "name": cfg.name,
+            "data": prepared.data.name,
+            "backbone": cfg.backbone,
+            "command": command or f"genrec train --config <{cfg.name}.yaml>",
+            "config": dataclasses.asdict(cfg),
+        },
+    )
+
+
+def train_evaluate_save(recipe: Recipe, trainer, recommender, split: LeaveOneOutSplit):
+    """Train (resuming if asked), score the test split, and save the bundle with its metrics in the model card."""
+    cfg, args = recipe.config, recipe.training
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    n_examples = len(trainer.train_dataset)
+    logger.info("training %s: %d examples, %d parameters", cfg.name, n_examples, n_params)
+    start = time.time()
+    resume = args.resume_from_checkpoint
+    trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
+    train_seconds = time.time() - start
+
+    recommender.model = trainer.model
+    metrics = {}
+    if cfg.evaluate_test:
+        start = time.time()
+        metrics = evaluate(
+            recommender, split, "test", max_users=cfg.test_max_users, num_beams=cfg.eval_num_beams, batch_size=32
+        )
+        metrics["test_seconds"] = round(time.time() - start, 2)
+    metrics.update(
+        train_seconds=round(train_seconds, 1),
+        train_examples=n_examples,
+        parameters=n_params,
+        trainable_parameters=n_trainable,
+        best_valid_ndcg10=trainer.state.best_metric,
+        steps=trainer.state.global_step,
+    )
+    recommender.config.metrics = metrics
+    bundle = recipe.output_dir / "bundle"
+    recommender.save_pretrained(bundle)
+    logger.info("saved bundle to %s", bundle)
+    return recommender, metrics
