@@ -62,6 +62,27 @@ def cmd_train(argv: list[str]) -> None:
     _print_json(metrics)
 
 
+def train_help() -> str:
+    """``genrec train --help`` without importing transformers: the genrec fields, then a pointer to the
+    TrainingArguments flags that are accepted too."""
+    import dataclasses
+
+    from genrec.training.config import TRAINING_DEFAULTS, RecipeConfig
+
+    parser = argparse.ArgumentParser(
+        prog="genrec train",
+        description=train_description(),
+        epilog="Every field of transformers.TrainingArguments is a flag too (--learning_rate, --num_train_epochs, "
+        "--max_steps, --per_device_train_batch_size, --eval_steps, --seed, --bf16, --resume_from_checkpoint ...). "
+        "genrec's defaults for them: " + ", ".join(f"{k}={v}" for k, v in TRAINING_DEFAULTS.items()) + ".",
+    )
+    parser.add_argument("--config", help="Recipe YAML (train/configs/*.yaml); other flags override its fields.")
+    for f in dataclasses.fields(RecipeConfig):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        parser.add_argument(f"--{f.name}", help=f"{f.metadata.get('help', '')} (default: {default!r})")
+    return parser.format_help()
+
+
 def parse_train_args(argv: list[str]):
     """``--config YAML`` plus field overrides → a :class:`~genrec.training.Recipe`. Flags are the fields of
     :class:`~genrec.training.RecipeConfig` and of transformers' ``TrainingArguments`` (HfArgumentParser)."""
@@ -247,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if argv and argv[0] == "train":
+            if "-h" in argv or "--help" in argv:
+                print(train_help())
+                return 0
             cmd_train(argv[1:])
             return 0
         args = build_parser().parse_args(argv)

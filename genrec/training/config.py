@@ -109,7 +109,7 @@ class RecipeConfig:
     )
 
     def __post_init__(self):
-        from genrec.tasks import TASKS
+        from genrec.tasks.prompts import TASKS
 
         if isinstance(self.index_options, str):  # the command line and older YAMLs give JSON text
             self.index_options = json.loads(self.index_options) if self.index_options.strip() else {}
