@@ -8,7 +8,7 @@ import torch
 
 from genrec.bundle import register_recommender
 from genrec.decoding import ItemTrie, TrieConstrainedLogitsProcessor, rank_items
-from genrec.models.backbones import SEQ2SEQ
+from genrec.models.backbones import CAUSAL, SEQ2SEQ
 from genrec.recommenders.base import GenerativeRecommender
 from genrec.tasks import SequenceFormat
 from genrec.tokens import identifier_token_ids
@@ -33,6 +33,20 @@ class TrieRecommender(GenerativeRecommender):
         ids = [{"input_ids": self.sequence_format.encode(h)} for h in histories]
         return self.tokenizer.pad(ids, return_tensors="pt")
 
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_beams: int):
+        """The KV cache of every prompt but its last token, computed once per user and then repeated for the beams
+        (``generate`` alone would copy each prompt to all beams first and encode it ``num_beams`` times). Positions
+        follow the attention mask, as ``generate``'s own, so left padding does not shift them."""
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=input_ids[:, :-1],
+            attention_mask=attention_mask[:, :-1],
+            position_ids=position_ids[:, :-1],
+            use_cache=True,
+        )
+        out.cache.batch_repeat_interleave(num_beams)
+        return out.cache
+
     def _move_decoder(self, device) -> None:
         self.trie = self.trie.to(device)
 
@@ -43,12 +57,17 @@ class TrieRecommender(GenerativeRecommender):
         """Trie-constrained beam search on an encoded batch (``seen`` items are filtered by the caller)."""
         if options:
             raise TypeError(f"unexpected option(s) {sorted(options)} for trie decoding")
-        prompt_length = 1 if self.config.kind == SEQ2SEQ else encoded["input_ids"].shape[1]
+        input_ids = encoded["input_ids"].to(self.device)
+        attention_mask = encoded["attention_mask"].to(self.device)
+        prompt_length = 1 if self.config.kind == SEQ2SEQ else input_ids.shape[1]
         # a sequence model never learned to end an identifier with EOS: the closing EOS must not change the scores
         free_eos = self.sequence_format is not None
+        extra = {}
+        if self.config.kind == CAUSAL and num_beams > 1:
+            extra["cache"] = self.prefill(input_ids, attention_mask, num_beams)
         output = self.model.generate(
-            input_ids=encoded["input_ids"].to(self.device),
-            attention_mask=encoded["attention_mask"].to(self.device),
+            input_ids=input_ids,
+            attention_mask=attention_mask,
             logits_processor=[TrieConstrainedLogitsProcessor(self.trie, prompt_length, free_eos=free_eos)],
             num_beams=num_beams,
             num_return_sequences=num_beams,
@@ -60,6 +79,7 @@ class TrieRecommender(GenerativeRecommender):
             output_scores=True,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
+            **extra,
         )
         generated = output.sequences[:, 1:] if self.config.kind == SEQ2SEQ else output.sequences[:, prompt_length:]
         return rank_items(self.trie, generated, output.sequences_scores, num_beams, num_beams)
