@@ -184,7 +184,7 @@ def studies() -> dict[str, Study]:
             "faster than autoregressive decoding of the same tokens",
             (
                 row("set, one forward pass (setrec_t5)", "setrec_t5"),
-                row("ordered, trie beam search", "setrec_t5", decoder="trie"),
+                row("ordered, trie beam search", "setrec_t5", mode="prefix"),
             ),
             claims=(("set, one forward pass (setrec_t5)", "ordered, trie beam search"),),
             speed=True,

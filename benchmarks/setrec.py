@@ -3,10 +3,10 @@ the shared harness, plus inference speed of set decoding vs trie beam search on 
 
 What runs (one process, one machine; all numbers from this single run):
 1. One `set` index (1 CF + 3 semantic tokens per item) fitted on the training split, shared by both generative models.
-2. SETRec (`decoder="set"`) with a small T5 from scratch for each training ``--cf-weights`` value; the CF position's
+2. SETRec (`mode="set"`) with a small T5 from scratch for each training ``--cf-weights`` value; the CF position's
    loss weight is chosen by validation NDCG@10 (harness, ``--eval-users`` sampled validation users), then the
    decoding weight of the CF token (``--cf-score-weights``) by NDCG@10 on the full validation split. Never on test.
-3. The same T5 size trained on the same index and prompts with the ordinary recipe (`decoder="trie"`), decoded with
+3. The same T5 size trained on the same index and prompts with the ordinary recipe (`mode="prefix"`), decoded with
    trie-constrained beam search (20 beams).
 4. SASRec (genrec.baselines, early stopping on validation NDCG@10).
 5. Speed: users/s of set decoding vs trie beam search (20 beams) with the SETRec model's own backbone, the same
@@ -35,7 +35,7 @@ from genrec.evaluation import evaluate, format_table
 from genrec.indexing import build_indexer
 from genrec.models import SEQ2SEQ
 from genrec.recommenders import TrieRecommender
-from genrec.training import load_data, recipe_from_dict, run_recipe
+from genrec.training import Recipe, load_data, recipe_from_dict, run_recipe
 from genrec.utils import atomic_write_json
 
 logger = logging.getLogger("benchmarks.setrec")
@@ -49,8 +49,8 @@ INDEX_OPTIONS = {
 }
 
 
-def recipe(args, output: Path, index_file: Path, **overrides) -> RecipeConfig:
-    """The shared small-T5 recipe: only ``decoder`` and the set weights differ between runs."""
+def recipe(args, output: Path, index_file: Path, **overrides) -> Recipe:
+    """The shared small-T5 recipe: only ``mode`` and the set weights differ between runs."""
     values = dict(
         data=args.data,
         output_dir=str(output),
@@ -113,7 +113,7 @@ def main(args) -> dict:
             args,
             out / f"set_cf{weight:g}",
             index_file,
-            decoder="set",
+            mode="set",
             set_cf_weight=weight,
             name=f"setrec_cf{weight:g}",
         )
@@ -143,7 +143,7 @@ def main(args) -> dict:
     # The same tokens as an ordered sequence, trie-constrained beam search
     trie_test = trie_metrics = trie_rec = None
     if not args.skip_trie:
-        trie_rec, trie_metrics = run_recipe(recipe(args, out / "trie", index_file, decoder="trie", name="set_trie"))
+        trie_rec, trie_metrics = run_recipe(recipe(args, out / "trie", index_file, mode="prefix", name="set_trie"))
         trie_test = trie_metrics
 
     sasrec_test = None

@@ -19,6 +19,7 @@ quantiser, and collisions with existing identifiers are resolved with the same r
 from __future__ import annotations
 
 import logging
+import math
 import string
 import time
 from dataclasses import dataclass, field
@@ -95,8 +96,11 @@ class SemanticRQIndexerConfig(ContentIndexerConfig):
     """Args:
     quantizer (`str`, defaults to ``"rqvae"``): ``rqvae`` (TIGER, LC-Rec) or ``rqkmeans`` (k-means per level).
     num_levels (`int`, defaults to 3): codes per item before collision handling (TIGER: 3).
-    codebook_size (`int`, defaults to 256): codewords per level (TIGER: 256). Must not exceed the number of items
-        unless ``auto_shrink``.
+    codebook_size (`int`, *optional*): codewords per level. By default sized from the catalog by
+        :func:`auto_codebook_size` (``ceil((4 * num_items) ** (1 / num_levels))``, between 8 and 256): the code space
+        then holds about four codes per item, so similar items share prefixes and the last level still separates most
+        of them (TIGER's 256 per level suits Amazon-size catalogs; on ML-100K's 1,682 items it leaves most items unique
+        after two tokens). An explicit value must not exceed the number of items unless ``auto_shrink``.
     dedup (`str`, defaults to ``"suffix"``): collision handling, ``suffix`` (TIGER) or ``sinkhorn`` (LC-Rec).
     latent_dim (`int`, defaults to 32): RQ-VAE latent size (TIGER: 32).
     hidden_dims (`list[int]`, defaults to ``[256, 128]``): RQ-VAE encoder widths (TIGER: [512, 256, 128]).
@@ -113,7 +117,9 @@ class SemanticRQIndexerConfig(ContentIndexerConfig):
 
     quantizer: str = field(default="rqvae", metadata={"help": "Residual quantiser: rqvae (TIGER) or rqkmeans."})
     num_levels: int = field(default=3, metadata={"help": "Code levels per item before collision handling."})
-    codebook_size: int = field(default=256, metadata={"help": "Codewords per level (at most the number of items)."})
+    codebook_size: int | None = field(
+        default=None, metadata={"help": "Codewords per level; default sized from the catalog (auto_codebook_size)."}
+    )
     dedup: str = field(default="suffix", metadata={"help": "Collision handling: suffix (TIGER) or sinkhorn (LC-Rec)."})
     latent_dim: int = field(default=32, metadata={"help": "RQ-VAE latent size."})
     hidden_dims: list[int] = field(default_factory=lambda: [256, 128], metadata={"help": "RQ-VAE encoder widths."})
@@ -134,7 +140,7 @@ class SemanticRQIndexerConfig(ContentIndexerConfig):
             raise ValueError(f"unknown dedup {self.dedup!r}; choose one of {list(DEDUP_METHODS)}")
         if not 1 <= self.num_levels <= 25:
             raise ValueError(f"num_levels must be between 1 and 25 (one letter per level), got {self.num_levels}")
-        if self.codebook_size < 2:
+        if self.codebook_size is not None and self.codebook_size < 2:
             raise ValueError(f"codebook_size must be >= 2, got {self.codebook_size}")
         if self.sinkhorn_epsilon <= 0 or self.sinkhorn_iterations < 1 or self.sinkhorn_max_rounds < 1:
             raise ValueError("sinkhorn_epsilon must be > 0 and sinkhorn_iterations / sinkhorn_max_rounds >= 1")
@@ -209,6 +215,20 @@ class ContentIndexer(Indexer):
         return num_items
 
 
+MIN_AUTO_CODEBOOK, MAX_AUTO_CODEBOOK = 8, 256
+
+
+def auto_codebook_size(num_items: int, num_levels: int, codes_per_item: float = 4.0) -> int:
+    """Codewords per level so that the code space ``K ** num_levels`` is about ``codes_per_item`` times the catalog:
+    ``ceil((codes_per_item * num_items) ** (1 / num_levels))``, clipped to [8, 256] and to the number of items.
+
+    >>> auto_codebook_size(1682, 3), auto_codebook_size(12101, 3), auto_codebook_size(1_000_000, 3)
+    (19, 37, 159)
+    """
+    size = math.ceil((codes_per_item * num_items) ** (1.0 / num_levels) - 1e-9)
+    return max(2, min(num_items, max(MIN_AUTO_CODEBOOK, min(MAX_AUTO_CODEBOOK, size))))
+
+
 @register_indexer("semantic-rq")
 class SemanticRQIndexer(ContentIndexer):
     """TIGER / LC-Rec semantic IDs (see the module docstring).
@@ -275,7 +295,8 @@ class SemanticRQIndexer(ContentIndexer):
         start = time.perf_counter()
         X = self._embed(items, embeddings)
         embed_seconds = time.perf_counter() - start
-        K = self._codebook_size(self.config.codebook_size, len(X))
+        K = self.config.codebook_size or auto_codebook_size(len(X), self.config.num_levels)
+        K = self._codebook_size(K, len(X))
         quantizer = self._quantizer(K)
         start = time.perf_counter()
         codes = quantizer.fit(X)

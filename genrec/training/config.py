@@ -98,6 +98,13 @@ class RecipeConfig:
     eval_max_users: int | None = field(default=None, metadata={"help": "Validation users sampled (None: all)."})
     eval_num_beams: int = field(default=20, metadata={"help": "Beams for validation and test."})
     early_stopping_patience: int = field(default=3, metadata={"help": "Validations without improvement to stop."})
+    max_train_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training after this many minutes (validating once more at the stop, so the best "
+            "checkpoint is still chosen by validation). A CPU budget; None: no time limit."
+        },
+    )
     test_max_users: int | None = field(default=None, metadata={"help": "Test users sampled (None: all)."})
     evaluate_test: bool = field(
         default=True, metadata={"help": "Score the test split after training (the metrics go into the model card)."}

@@ -10,7 +10,7 @@ from genrec.tasks import build_task_dataset
 from genrec.training.recipe import (
     build_backbone,
     bundle_fields,
-    early_stopping,
+    stopping_callbacks,
     harness_options,
     prepare_recipe,
     register_mode,
@@ -64,7 +64,7 @@ def train_prefix(recipe, command: str | None = None, data=None):
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
-        callbacks=early_stopping(cfg),
+        callbacks=stopping_callbacks(cfg),
         **harness_options(cfg, prepared, recommender),
     )
     if kind == SEQ2SEQ:

@@ -174,10 +174,16 @@ def training_args(cls, training, **extra):
     return cls(**values, **extra)
 
 
-def early_stopping(cfg: RecipeConfig) -> list:
+def stopping_callbacks(cfg: RecipeConfig) -> list:
+    """Early stopping on the validation metric, plus the ``max_train_minutes`` budget."""
     from transformers import EarlyStoppingCallback
 
-    return [EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)]
+    from genrec.training.trainers import TimeBudgetCallback
+
+    callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)]
+    if cfg.max_train_minutes:
+        callbacks.append(TimeBudgetCallback(cfg.max_train_minutes * 60))
+    return callbacks
 
 
 def validation_pairs(prompter: Prompter, split: LeaveOneOutSplit, index: ItemIndex, limit: int = 64):

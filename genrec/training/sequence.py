@@ -11,7 +11,7 @@ from genrec.tasks import SequenceFormat
 from genrec.training.recipe import (
     build_backbone,
     bundle_fields,
-    early_stopping,
+    stopping_callbacks,
     harness_options,
     prepare_recipe,
     register_mode,
@@ -64,7 +64,7 @@ def train_sequence(recipe, command: str | None = None, data=None):
         eval_dataset=train_dataset.select(range(min(8, len(train_dataset)))),  # the harness validates; unused
         data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
         processing_class=tokenizer,
-        callbacks=early_stopping(cfg),
+        callbacks=stopping_callbacks(cfg),
         **harness_options(cfg, prepared, recommender),
     )
     return train_evaluate_save(recipe, trainer, recommender, prepared.split)

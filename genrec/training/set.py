@@ -17,7 +17,7 @@ from genrec.tasks import Prompter, build_task_dataset
 from genrec.training.recipe import (
     build_backbone,
     bundle_fields,
-    early_stopping,
+    stopping_callbacks,
     harness_options,
     prepare_recipe,
     register_mode,
@@ -123,7 +123,7 @@ def train_set(recipe, command: str | None = None, data=None):
         eval_dataset=eval_dataset,
         data_collator=SetCollator(tokenizer),
         processing_class=tokenizer,
-        callbacks=early_stopping(cfg),
+        callbacks=stopping_callbacks(cfg),
         **harness_options(cfg, prepared, recommender),
     )
     return train_evaluate_save(recipe, trainer, recommender, prepared.split)

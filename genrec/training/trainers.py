@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
-from transformers import Seq2SeqTrainer, Trainer
+from transformers import Seq2SeqTrainer, Trainer, TrainerCallback
 from trl import SFTTrainer
 
 from genrec.data import LeaveOneOutSplit
@@ -60,6 +60,27 @@ class HarnessEvaluationMixin:
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stops training once ``seconds`` have passed since it began, with one last validation and checkpoint, so the
+    best checkpoint is still chosen (and restored) by the validation metric."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.start = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.start is not None and time.time() - self.start > self.seconds:
+            logger.info(
+                "time budget of %.0f s reached at step %d: validating and stopping", self.seconds, state.global_step
+            )
+            control.should_training_stop = True
+            control.should_evaluate = control.should_save = True
+        return control
 
 
 class GenRecTrainer(HarnessEvaluationMixin, Trainer):
