@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from genrec.tokens import check_tokenizer_covers, resize_embeddings
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "genrec_config.json"
+BUNDLE_KIND = "bundle"
 INDEX_NAME = "item_index.json"
 ITEMS_NAME = "items.json"
 ADAPTER_DIR = "adapter"
@@ -78,12 +80,29 @@ def register_recommender(decoder: str):
 def read_bundle_config(path: str | Path) -> dict:
     """The raw ``genrec_config.json`` of bundle ``path`` (a clear error for a directory that is not a bundle)."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"bundle directory {path} does not exist (genrec bundles are local directories)")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is a file, not a genrec bundle directory")
     if not (path / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{path} is not a genrec bundle (no {CONFIG_NAME})")
+    raw = _read_json(path / CONFIG_NAME)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path / CONFIG_NAME} is not a JSON object; re-save the bundle")
+    return raw
+
+
+def _read_json(path: Path):
+    """A bundle's JSON file; a truncated or damaged one is reported by name."""
     try:
-        return json.loads((path / CONFIG_NAME).read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path / CONFIG_NAME} is not valid JSON ({err}); re-save the bundle") from None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); re-save the bundle") from None
+
+
+def is_bundle(path: Path) -> bool:
+    """A directory written by ``save_pretrained`` before outputs carried a manifest."""
+    return (path / CONFIG_NAME).is_file()
 
 
 def recommender_class(raw_config: dict) -> type:
@@ -92,6 +111,32 @@ def recommender_class(raw_config: dict) -> type:
     if decoder not in RECOMMENDERS:
         raise ValueError(f"bundle decoder {decoder!r} is unknown; registered: {sorted(RECOMMENDERS)}")
     return RECOMMENDERS[decoder]
+
+
+def looks_like_local_path(reference: str) -> bool:
+    """A model reference that can only be a path: absolute, relative with ./ ../ ~, or with more than one ``/``
+    (a hub id is ``name`` or ``org/name``), or a file name."""
+    text = str(reference)
+    return (
+        os.path.isabs(text)
+        or text.startswith((".", "~"))
+        or text.count("/") > 1
+        or "\\" in text
+        or text.endswith((".gguf", ".json", ".safetensors"))
+    )
+
+
+def check_model_reference(reference: str, source: str) -> str:
+    """``reference`` unchanged if it exists locally or may be a hub id; a missing local path is reported as missing
+    (instead of the hub's "Repo id must be in the form ..."), naming where the reference came from."""
+    from genrec.models.backbones import PACKAGE_SCHEME
+
+    text = str(reference)
+    if text.startswith(PACKAGE_SCHEME) or os.path.exists(os.path.expanduser(text)):
+        return text
+    if looks_like_local_path(text):
+        raise FileNotFoundError(f"{source}: model path {text} does not exist")
+    return text
 
 
 def check_fingerprint(config: BundleConfig, index: ItemIndex) -> None:
@@ -126,14 +171,15 @@ def load_bundle_parts(path: Path, config: BundleConfig, index: ItemIndex | str |
     elif not isinstance(index, ItemIndex):
         index = ItemIndex.load(index)
     check_fingerprint(config, index)
-    titles = json.loads((path / ITEMS_NAME).read_text()) if (path / ITEMS_NAME).is_file() else {}
+    titles = _read_json(path / ITEMS_NAME) if (path / ITEMS_NAME).is_file() else {}
     tokenizer = AutoTokenizer.from_pretrained(path)
     check_tokenizer_covers(tokenizer, index)
     dtype = as_dtype(dtype)
     if config.adapter:
         from peft import PeftModel
 
-        base, _, _ = load_backbone(config.base_model, dtype=dtype)
+        base_model = check_model_reference(config.base_model, f"{path / CONFIG_NAME} (base_model)")
+        base, _, _ = load_backbone(base_model, dtype=dtype)
         resize_embeddings(base, len(tokenizer))
         backbone = PeftModel.from_pretrained(base, path / ADAPTER_DIR)
     else:

@@ -16,9 +16,26 @@ logger = logging.getLogger("genrec")
 
 def _ks(text: str) -> list[int]:
     try:
-        return [int(k) for k in text.split(",") if k.strip()]
+        ks = [int(k) for k in text.split(",") if k.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--k must be comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
+    return ks
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a count that must be at least 1 (argparse names the flag in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+OVERWRITE_HELP = "Replace OUT even if it holds files genrec did not write (they are deleted). Default: refuse."
 
 
 def _print_json(obj) -> None:
@@ -28,9 +45,12 @@ def _print_json(obj) -> None:
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_prepare(args) -> None:
     from genrec.data.prepare import prepare_dataset
+    from genrec.data.schema import DATASET_KIND, is_prepared_dataset
+    from genrec.utils import check_output_dir
 
+    check_output_dir(args.out, DATASET_KIND, args.overwrite, is_prepared_dataset)  # before the slow part
     data = prepare_dataset(args.source, fmt=args.format)
-    data.save(args.out)
+    data.save(args.out, overwrite=args.overwrite)
     print(f"prepared {args.source} → {args.out}")
     _print_json(data.stats())
 
@@ -38,13 +58,20 @@ def cmd_prepare(args) -> None:
 def cmd_index(args) -> None:
     from genrec.data import InteractionData, leave_one_out
     from genrec.indexing import build_indexer
+    from genrec.indexing.base import is_index_file
+    from genrec.utils import check_output_file
 
-    options = json.loads(args.options) if args.options else {}
+    options = _json_object(args.options, "--options") if args.options else {}
+    check_output_file(args.out, "item index", is_index_file, args.overwrite)  # before the slow part
+    try:
+        indexer = build_indexer(args.method, **options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"--method {args.method} --options {args.options or '{}'}: {err}") from None
     data = InteractionData.load(args.data)
     split = leave_one_out(data)
     start = time.time()
-    index = build_indexer(args.method, **options).fit(data.items, split.train)
-    index.save(args.out)
+    index = indexer.fit(data.items, split.train)
+    index.save(args.out, overwrite=args.overwrite)
     print(
         f"{args.method} index: {len(index)} items, {len(index.new_tokens)} new tokens, "
         f"fingerprint {index.fingerprint}, {time.time() - start:.1f}s → {args.out}"
@@ -53,10 +80,22 @@ def cmd_index(args) -> None:
         _print_json(index.stats)
 
 
+def _json_object(text: str, flag: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{flag} is not valid JSON ({err.msg} at character {err.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object like '{{\"name\": value}}', got {text!r}")
+    return value
+
+
 def cmd_train(argv: list[str]) -> None:
     from genrec.training import run_recipe
 
-    recipe = parse_train_args(argv)
+    overwrite = "--overwrite" in argv
+    recipe = parse_train_args([a for a in argv if a != "--overwrite"])
+    recipe.overwrite = overwrite  # read by train_evaluate_save: may it use a non-empty foreign output_dir
     command = "genrec train " + " ".join(argv)
     _, metrics = run_recipe(recipe, command=command)
     _print_json(metrics)
@@ -77,6 +116,12 @@ def train_help() -> str:
         "genrec's defaults for them: " + ", ".join(f"{k}={v}" for k, v in TRAINING_DEFAULTS.items()) + ".",
     )
     parser.add_argument("--config", help="Recipe YAML (train/configs/*.yaml); other flags override its fields.")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Train into an OUTPUT_DIR that holds files genrec did not write (default: refuse; a previous run's "
+        "directory is reused and its bundle replaced).",
+    )
     for f in dataclasses.fields(RecipeConfig):
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         parser.add_argument(f"--{f.name}", help=f"{f.metadata.get('help', '')} (default: {default!r})")
@@ -173,6 +218,7 @@ def cmd_recommend(args) -> None:
         on_error=args.on_error,
         unknown=args.unknown,
         resume=not args.no_resume,
+        overwrite=args.overwrite,
     )
 
 
@@ -196,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="Dataset name (movielens-100k, movielens-1m, ...) or a path to raw files.")
     p.add_argument("--out", required=True, help="Output directory (written atomically).")
     p.add_argument("--format", default=None, help="Force the reader for a path (default: detected).")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("index", help="Fit an item index on a prepared dataset (training interactions only).")
@@ -207,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--options", default=None, help='Indexer options as JSON, e.g. \'{"quantizer": "rqkmeans"}\'.')
     p.add_argument("--out", required=True, help="Index file (JSON).")
+    p.add_argument("--overwrite", action="store_true", help="Replace OUT even if it is not an item index.")
     p.set_defaults(func=cmd_index)
 
     sub.add_parser(
@@ -220,9 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="Prepared dataset directory the model was trained on.")
     p.add_argument("--split", default="test", choices=["valid", "test"], help="Which held-out item to predict.")
     p.add_argument("--k", type=_ks, default=[5, 10, 20], help="Cut-offs, comma separated (default 5,10,20).")
-    p.add_argument("--beams", type=int, default=None, help="Beam size (default: the bundle's, 20).")
-    p.add_argument("--batch-size", type=int, default=32, help="Users per generate call.")
-    p.add_argument("--max-users", type=int, default=None, help="Evaluate a fixed random sample of users.")
+    p.add_argument("--beams", type=_positive_int, default=None, help="Beam size (default: the bundle's, 20).")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="Users per generate call.")
+    p.add_argument("--max-users", type=_positive_int, default=None, help="Evaluate a fixed random sample of users.")
     p.add_argument("--exclude-seen", action="store_true", help="Drop history items from the ranking (state it!).")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu).")
     p.add_argument("--json", default=None, help="Also write the metrics to this JSON file.")
@@ -241,14 +289,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recommend", help="Batch next-item generation: JSONL histories in, JSONL rankings out.")
     p.add_argument("--model", required=True, help="Bundle directory.")
     p.add_argument("--input", required=True, help='JSONL, one {"user_id": ..., "history": [...]} per line.')
-    p.add_argument("--output", required=True, help="JSONL output (resumed if it exists).")
-    p.add_argument("--k", type=int, default=10, help="Items per user.")
-    p.add_argument("--beams", type=int, default=None, help="Beam size (default: the bundle's).")
-    p.add_argument("--batch-size", type=int, default=32, help="Users per generate call.")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="JSONL output, with OUTPUT.progress.json beside it; a rerun of the same job resumes it exactly.",
+    )
+    p.add_argument("--k", type=_positive_int, default=10, help="Items per user (capped at the catalog size).")
+    p.add_argument("--beams", type=_positive_int, default=None, help="Beam size (default: the bundle's).")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="Users per generate call.")
     p.add_argument("--exclude-seen", action="store_true", help="Drop history items from the ranking.")
     p.add_argument("--on-error", default="fail", choices=["fail", "skip"], help="Malformed input lines.")
     p.add_argument("--unknown", default="drop", choices=["drop", "error"], help="Unknown item ids in a history.")
-    p.add_argument("--no-resume", action="store_true", help="Start over instead of skipping users already written.")
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="Start the output over (needed when the input, model or options differ from the run that wrote it).",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="Replace an --output file that genrec recommend did not write."
+    )
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser(
@@ -275,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         args = build_parser().parse_args(argv)
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except (ValueError, KeyError, OSError) as err:
         logger.error("%s", err.args[0] if isinstance(err, KeyError) and err.args else err)
         if verbose:
             raise

@@ -6,6 +6,10 @@ bundle's ``config.json`` as for any model, then calls ``BundleLoader.from_pretra
 :class:`~genrec.recommenders.GenerativeRecommender`. The pipeline runs the recommender's own steps (prompt encoding,
 trie-constrained beam search, ranking), so its output equals ``GenerativeRecommender.recommend_scored``.
 
+A bundle is always a local directory, so for this task (and only this task) genrec wraps ``transformers.pipeline``
+with a check that runs before transformers looks the name up on the hub: a missing path is reported as missing at
+once, instead of "Repo id must be in the form ..." or a minute of network retries when offline.
+
 Example:
     >>> import genrec  # registers the task  # doctest: +SKIP
     >>> from transformers import pipeline  # doctest: +SKIP
@@ -17,7 +21,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +31,10 @@ from typing import Any
 from transformers import Pipeline, PreTrainedModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from genrec.bundle import CONFIG_NAME
+from genrec.bundle import CONFIG_NAME, looks_like_local_path
 from genrec.indexing.base import ItemIndex
 from genrec.recommenders import UNKNOWN_MODES, GenerativeRecommender, Recommendation
+from genrec.recommenders.base import check_k
 
 logger = logging.getLogger(__name__)
 
@@ -131,13 +138,11 @@ class NextItemRecommendationPipeline(Pipeline):
             raise TypeError(f"unexpected parameter(s) {sorted(unexpected)} for the {TASK} pipeline")
         preprocess, forward, postprocess = {}, {}, {}
         if top_k is not None:
-            if not isinstance(top_k, int) or top_k < 1:
-                raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-            forward["top_k"] = postprocess["top_k"] = top_k
+            forward["top_k"] = postprocess["top_k"] = check_k(top_k, "top_k")
         if num_beams is not None:
-            if not isinstance(num_beams, int) or num_beams < 1:
-                raise ValueError(f"num_beams must be a positive integer, got {num_beams!r}")
-            forward["num_beams"] = num_beams
+            forward["num_beams"] = check_k(num_beams, "num_beams")
+        if top_k is not None or num_beams is not None:
+            self.recommender.resolve_k(top_k or 10, num_beams)  # warns once per call if either is capped
         if exclude_seen is not None:
             postprocess["exclude_seen"] = bool(exclude_seen)
         if unknown is not None:
@@ -171,8 +176,14 @@ class NextItemRecommendationPipeline(Pipeline):
     def _forward(self, model_inputs: dict, top_k: int = 10, num_beams: int | None = None) -> dict:
         requests = model_inputs["request"]
         requests = requests if isinstance(requests, list) else [requests]  # a list once batched by the collator
-        num_beams = max(num_beams or self.recommender.config.num_beams, top_k)
-        positions, scores = self.recommender.generate_ranked(model_inputs, num_beams)
+        _, num_beams = self.recommender.resolve_k(top_k, num_beams, warn=False)
+        step = self.recommender.histories_per_call(num_beams)  # many beams: fewer histories per generate call
+        positions, scores = [], []
+        for start in range(0, len(requests), step):
+            part = {key: model_inputs[key][start : start + step] for key in ("input_ids", "attention_mask")}
+            part_positions, part_scores = self.recommender.generate_ranked(part, num_beams)
+            positions += part_positions
+            scores += part_scores
         return {"ranked": [_Ranked(r, p, s) for r, p, s in zip(requests, positions, scores)]}
 
     def postprocess(self, model_outputs: dict, top_k: int = 10, exclude_seen: bool = False):
@@ -187,9 +198,10 @@ class NextItemRecommendationPipeline(Pipeline):
             return items
         return {"user_id": request.user_id, "items": items} if request.has_user_id else {"items": items}
 
-    def save_pretrained(self, save_directory, **kwargs):
-        """Save the whole bundle (model or adapter, tokenizer, item index, titles, config)."""
-        self.recommender.save_pretrained(save_directory)
+    def save_pretrained(self, save_directory, overwrite: bool = False, **kwargs):
+        """Save the whole bundle (model or adapter, tokenizer, item index, titles, config); an existing directory
+        must be a previous bundle unless ``overwrite``."""
+        self.recommender.save_pretrained(save_directory, overwrite=overwrite)
 
     def __repr__(self) -> str:
         config = self.recommender.config
@@ -244,4 +256,44 @@ def _as_dict(rec: Recommendation) -> dict:
     return {"item_id": rec.item_id, "title": rec.title, "score": rec.score, "identifier": rec.identifier}
 
 
+def check_bundle_reference(model) -> None:
+    """Fail fast, without the network, when ``model`` names a bundle directory that does not exist."""
+    if not isinstance(model, (str, os.PathLike)):
+        return
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return  # a directory that is not a bundle is reported by BundleLoader / _as_recommender
+    if path.exists():
+        raise FileNotFoundError(f"{model} is a file; the {TASK} pipeline needs a genrec bundle directory")
+    what = "directory" if looks_like_local_path(str(model)) else "directory (or a hub repository not downloaded)"
+    raise FileNotFoundError(
+        f"{TASK}: bundle {what} {model} does not exist. genrec bundles are local directories (what `genrec train` "
+        "writes to OUTPUT_DIR/bundle); download a hub repository first, e.g. `huggingface-cli download ORG/NAME "
+        "--local-dir DIR`, and pass DIR"
+    )
+
+
+def _install_bundle_check() -> None:
+    """Wrap ``transformers.pipeline`` so that, for this task only, :func:`check_bundle_reference` runs before
+    transformers resolves the name on the hub. Other tasks are passed through untouched."""
+    import transformers
+    import transformers.pipelines as pipelines
+
+    original = pipelines.pipeline
+    if getattr(original, "_genrec_bundle_check", False):
+        return
+
+    @functools.wraps(original)
+    def pipeline(task=None, model=None, *args, **kwargs):
+        if task == TASK:
+            check_bundle_reference(model)
+        return original(task, model, *args, **kwargs)
+
+    pipeline._genrec_bundle_check = True
+    pipelines.pipeline = pipeline
+    if "pipeline" in vars(transformers):  # the lazy module cached the original already
+        transformers.pipeline = pipeline
+
+
 PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=NextItemRecommendationPipeline, pt_model=BundleLoader)
+_install_bundle_check()

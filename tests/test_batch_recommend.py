@@ -13,7 +13,7 @@ from _bundles import cached_bundle
 from genrec import GenerativeRecommender
 from genrec.data.schema import DataError
 from genrec.indexing.base import ItemIndexError
-from genrec.inference import merge_shards, recommend_command, recommend_jsonl, shard_path
+from genrec.inference import merge_shards, progress_path, recommend_command, recommend_jsonl, shard_path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "infer" / "batch_recommend.py"
 
@@ -69,6 +69,7 @@ def test_resume_after_an_interrupted_write(rec, tmp_path, caplog):
     lines = full.read_text().splitlines(keepends=True)
     crashed = tmp_path / "crashed.jsonl"
     crashed.write_text("".join(lines[:5]) + lines[5][: len(lines[5]) // 2])  # a crash half way through line 6
+    progress_path(crashed).write_text(progress_path(full).read_text())  # the same job's progress file
     with caplog.at_level(logging.WARNING, logger="genrec.inference"):
         stats = recommend_jsonl(rec, src, crashed, k=3, num_beams=5, batch_size=4)
     assert "partially written last line" in caplog.text
@@ -86,9 +87,12 @@ def test_resume_after_an_interrupted_write(rec, tmp_path, caplog):
 def test_damaged_output_line_is_not_silently_dropped(rec, tmp_path):
     src = _write_jsonl(tmp_path / "users.jsonl", _users(3))
     out = tmp_path / "out.jsonl"
-    out.write_text('{"user_id": "u1", "items": []}\nnot json\n')
+    recommend_jsonl(rec, src, out, k=3, num_beams=5)
+    first, *_ = out.read_text().splitlines(keepends=True)
+    out.write_text(first + "not json\n")
     with pytest.raises(DataError, match="out.jsonl:2"):
         recommend_jsonl(rec, src, out, k=3, num_beams=5)
+    assert out.read_text() == first + "not json\n"  # reported, not repaired
 
 
 def _with_bad_lines(tmp_path: Path) -> Path:

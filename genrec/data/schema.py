@@ -25,6 +25,14 @@ class DataError(ValueError):
     """Raised for input data that cannot be turned into the genrec schema (with the reason and location)."""
 
 
+DATASET_KIND = "dataset"
+
+
+def is_prepared_dataset(path: Path) -> bool:
+    """A directory written by :meth:`InteractionData.save` before outputs carried a manifest."""
+    return (path / "meta.json").is_file() and (path / "interactions.parquet").is_file()
+
+
 @dataclass
 class InteractionData:
     """A prepared dataset.
@@ -78,10 +86,14 @@ class InteractionData:
         return dict(zip(self.items["item_id"], self.items["title"]))
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write the dataset atomically: a failed write leaves no directory that :meth:`load` would accept."""
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the dataset atomically: a failed write leaves no directory that :meth:`load` would accept.
+
+        ``path`` may be a previous prepared dataset (replaced) but not a directory holding anything else, unless
+        ``overwrite`` (``genrec prepare --overwrite``): user files are never deleted by default.
+        """
         path = Path(path)
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, DATASET_KIND, overwrite, is_prepared_dataset) as tmp:
             self.interactions.to_parquet(tmp / "interactions.parquet", index=False)
             self.items.to_parquet(tmp / "items.parquet", index=False)
             if self.users is not None:
@@ -98,15 +110,30 @@ class InteractionData:
                 f"{path} is not a prepared genrec dataset (no meta.json). "
                 f"Create one with `genrec prepare NAME --out {path}`."
             )
-        meta = json.loads((path / "meta.json").read_text())
-        users = pd.read_parquet(path / "users.parquet") if (path / "users.parquet").is_file() else None
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise DataError(f"{path / 'meta.json'} is not valid JSON ({err}); prepare the dataset again") from None
+        if not isinstance(meta, dict):
+            raise DataError(f"{path / 'meta.json'} is not a JSON object; prepare the dataset again")
+        users = _read_parquet(path / "users.parquet") if (path / "users.parquet").is_file() else None
         return cls(
-            interactions=pd.read_parquet(path / "interactions.parquet"),
-            items=pd.read_parquet(path / "items.parquet"),
+            interactions=_read_parquet(path / "interactions.parquet"),
+            items=_read_parquet(path / "items.parquet"),
             users=users,
             name=meta.get("name", path.name),
             meta={k: v for k, v in meta.items() if k not in ("name", "stats", "schema_version")},
         )
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """``pd.read_parquet`` with an error that names the file (pyarrow's does not always)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; the dataset directory is incomplete, prepare it again")
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path} cannot be read as parquet ({err}); prepare the dataset again") from None
 
 
 def _normalise(interactions: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame | None):

@@ -49,11 +49,17 @@ def evaluate(
     Returns:
         dict with ``recall@K``, ``ndcg@K`` for each K, ``invalid_rate``, ``num_users`` (and ``exclude_seen``).
     """
+    if isinstance(ks, (int, str)) or any(isinstance(k, bool) or int(k) != k for k in ks):
+        raise ValueError(f"ks must be a list of positive integers (cut-offs), got {ks!r}")
     ks = sorted(set(int(k) for k in ks))
     if not ks or ks[0] <= 0:
         raise ValueError(f"ks must be positive integers, got {ks}")
+    if max_users is not None and (isinstance(max_users, bool) or int(max_users) != max_users or max_users < 1):
+        raise ValueError(f"max_users must be a positive integer (or None for every user), got {max_users!r}")
     histories, targets = split.histories(which), split.targets(which)
     users = list(range(len(targets)))
+    if not users:
+        raise ValueError(f"the {which!r} split has no users to evaluate")
     if max_users is not None and max_users < len(users):
         users = sorted(random.Random(seed).sample(users, max_users))
     catalog = set(split.catalog)

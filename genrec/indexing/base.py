@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from genrec.utils import atomic_write_json
+from genrec.utils import atomic_write_json, check_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,16 @@ _IDENTIFIER_TOKEN = re.compile(r"<([a-z]+\d*)_(\d+)>")
 
 class ItemIndexError(ValueError):
     """Raised for an index that is inconsistent (duplicate ids/identifiers) or used with the wrong model."""
+
+
+def is_index_file(path: Path) -> bool:
+    """Whether ``path`` holds a saved item index (what ``ItemIndex.save`` may replace without ``overwrite``)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(payload, dict) and {"method", "item_ids", "identifiers", "fingerprint"} <= set(payload)
 
 
 @dataclass
@@ -109,18 +119,35 @@ class ItemIndex:
             **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
         }
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the index as one JSON file, atomically. An existing file is replaced only if it is an item index
+        (or empty), unless ``overwrite`` (``genrec index --overwrite``)."""
         path = Path(path)
+        check_output_file(path, "item index", is_index_file, overwrite)
         atomic_write_json(path, self.to_dict())
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> ItemIndex:
-        with open(path, encoding="utf-8") as f:
-            payload = json.load(f)
+        """Read an index file; every failure names the file (a truncated or foreign file is not a bare JSON error)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"item index {path} not found")
+        try:
+            with open(path, encoding="utf-8") as f:
+                payload = json.load(f)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ItemIndexError(f"{path} is not a valid item index file: not valid JSON ({err})") from None
+        if not isinstance(payload, dict) or not {"method", "item_ids", "identifiers"} <= set(payload):
+            raise ItemIndexError(f"{path} is not an item index file (no method/item_ids/identifiers)")
         expected = payload.pop("fingerprint", None)
         payload.pop("format_version", None)
-        index = cls(**payload)
+        try:
+            index = cls(**payload)
+        except TypeError as err:
+            raise ItemIndexError(f"{path} is not a valid item index file ({err})") from None
+        except ItemIndexError as err:
+            raise ItemIndexError(f"{path}: {err}") from None
         if expected is not None and expected != index.fingerprint:
             raise ItemIndexError(
                 f"{path}: stored fingerprint {expected} does not match its content {index.fingerprint}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +17,14 @@ import torch
 
 from genrec.bundle import (
     ADAPTER_DIR,
+    BUNDLE_KIND,
     CONFIG_NAME,
     INDEX_NAME,
     ITEMS_NAME,
     BundleConfig,
     BundleParts,
     check_fingerprint,
+    is_bundle,
     load_bundle_parts,
     read_bundle_config,
     recommender_class,
@@ -35,6 +38,29 @@ from genrec.utils import atomic_directory
 logger = logging.getLogger(__name__)
 
 UNKNOWN_MODES = ("drop", "error")
+
+# Float32 logits one generate step may hold (rows = histories x beams, times the vocabulary): what bounds the beam
+# count and the histories per generate call, so a huge k or num_beams cannot exhaust memory.
+LOGITS_BUDGET_BYTES = 256 * 2**20
+
+
+def check_k(k, name: str = "k") -> int:
+    """``k`` as a positive int, or ``ValueError`` (booleans, floats and strings are not counts)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"{name} must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def check_history(history, position: int | None = None) -> None:
+    """A history is a sequence of item ids; a bare string would be read as one item per character."""
+    where = "a history" if position is None else f"history #{position}"
+    if isinstance(history, (str, bytes)):
+        raise ValueError(
+            f"{where} is the string {history!r}, not a list of item ids (it would be read one character per item); "
+            f"pass [{history!r}] for a single item, or a list of histories: [[...], [...]]"
+        )
+    if not isinstance(history, Sequence):
+        raise ValueError(f"{where} must be a list of item ids, got {type(history).__name__}")
 
 
 @dataclass
@@ -118,6 +144,7 @@ class GenerativeRecommender:
         """Keep indexed items (most recent ``max_history``); ``unknown='error'`` raises on an unknown item."""
         if unknown not in UNKNOWN_MODES:
             raise ValueError(f"unknown must be one of {UNKNOWN_MODES}, got {unknown!r}")
+        check_history(history)
         known = [str(i) for i in history if str(i) in self.index]
         dropped = len(history) - len(known)
         if dropped and unknown == "error":
@@ -126,7 +153,12 @@ class GenerativeRecommender:
         return known[-self.config.max_history :], dropped
 
     def clean_histories(self, histories: Sequence[Sequence[str]], unknown: str = "drop") -> list[list[str]]:
-        """:meth:`clean_history` for a batch; raises ``ValueError`` naming the first history left empty."""
+        """:meth:`clean_history` for a batch; raises ``ValueError`` naming the first history left empty (or given
+        as a bare string: ``["172"]`` is one history of three one-character items, not ``[["172"]]``)."""
+        if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
+            raise ValueError(f"histories must be a list of histories (lists of item ids), got {histories!r:.80}")
+        for position, history in enumerate(histories):
+            check_history(history, position)
         cleaned, total_dropped = [], 0
         for position, history in enumerate(histories):
             items, dropped = self.clean_history(history, unknown)
@@ -160,12 +192,15 @@ class GenerativeRecommender:
             exclude_seen: drop items already in the history (beam search may then return fewer than ``k``).
             unknown: ``"drop"`` unknown history items (logged with a count) or ``"error"``.
             options: passed to the kind's ``generate_ranked`` (e.g. ``cf_score_weight`` for set decoding).
+        ``k`` above the catalog size, or a beam count above what fits :data:`LOGITS_BUDGET_BYTES`, is capped with a
+        warning (:meth:`resolve_k`); large beam counts also shrink the histories per generate call.
+
         Raises:
-            ValueError: a history is empty (after dropping unknown items), or ``k < 1``.
+            ValueError: a history is empty (after dropping unknown items) or a bare string, or ``k``/``num_beams``/
+                ``batch_size`` is not a positive integer.
         """
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        num_beams = max(num_beams or self.config.num_beams, k)
+        k, num_beams = self.resolve_k(k, num_beams)
+        batch_size = min(check_k(batch_size, "batch_size"), self.histories_per_call(num_beams))
         cleaned = self.clean_histories(histories, unknown)
 
         self.model.eval()
@@ -177,6 +212,33 @@ class GenerativeRecommender:
             for history, item_positions, item_scores in zip(batch, positions, scores):
                 results.append(self.to_recommendations(history, item_positions, item_scores, k, exclude_seen))
         return results
+
+    def max_beams(self) -> int:
+        """The most beams one history may use: the catalog size, and what fits :data:`LOGITS_BUDGET_BYTES`."""
+        vocab = max(1, len(self.tokenizer))
+        return max(1, min(len(self.index), LOGITS_BUDGET_BYTES // (4 * vocab)))
+
+    def histories_per_call(self, num_beams: int) -> int:
+        """Histories one generate call may take with ``num_beams`` beams each within :data:`LOGITS_BUDGET_BYTES`."""
+        return max(1, LOGITS_BUDGET_BYTES // (4 * max(1, len(self.tokenizer)) * num_beams))
+
+    def resolve_k(self, k, num_beams=None, warn: bool = True) -> tuple[int, int]:
+        """Validated ``(k, num_beams)``: both positive, ``num_beams >= k`` (default the bundle's), both capped at
+        :meth:`max_beams` (more items than the catalog has cannot be recommended), with a warning when capped."""
+        k = check_k(k)
+        requested_beams = None if num_beams is None else check_k(num_beams, "num_beams")
+        cap = self.max_beams()
+        if k > cap:
+            if warn:
+                reason = "the catalog size" if cap == len(self.index) else "the memory-safe beam count"
+                logger.warning("k=%d capped at %d (%s)", k, cap, reason)
+            k = cap
+        num_beams = max(requested_beams or self.config.num_beams, k)
+        if num_beams > cap:
+            if warn and requested_beams is not None and requested_beams > cap:
+                logger.warning("num_beams=%d capped at %d", requested_beams, cap)
+            num_beams = cap
+        return k, num_beams
 
     def encode(self, histories: Sequence[Sequence[str]]):
         """Tokenised prompts of cleaned histories (padded on the tokenizer's side; long prompts lose their oldest
@@ -202,11 +264,12 @@ class GenerativeRecommender:
         return recs
 
     # ------------------------------------------------------------------ persistence
-    def save_pretrained(self, path: str | Path, model_card: str | None = None) -> Path:
-        """Write the bundle atomically (a failed save leaves no half-written bundle)."""
+    def save_pretrained(self, path: str | Path, model_card: str | None = None, overwrite: bool = False) -> Path:
+        """Write the bundle atomically (a failed save leaves no half-written bundle). ``path`` may hold a previous
+        bundle (replaced) but nothing else unless ``overwrite``: a user's files are never deleted by default."""
         path = Path(path)
         model = self._model_to_save()
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, BUNDLE_KIND, overwrite, is_bundle) as tmp:
             if self.config.adapter:
                 # The identifier-token rows travel as peft trainable tokens; the base embeddings need not be copied.
                 model.save_pretrained(tmp / ADAPTER_DIR, save_embedding_layers=False)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from genrec.bundle import BUNDLE_KIND, CONFIG_NAME, is_bundle
 from genrec.data import InteractionData, LeaveOneOutSplit, leave_one_out
 from genrec.evaluation import evaluate
 from genrec.indexing import ItemIndex, build_indexer
@@ -30,6 +31,7 @@ from genrec.models import (
 from genrec.tasks import TEMPLATES, Prompter
 from genrec.tokens import add_item_tokens
 from genrec.training.config import SCRATCH_BACKBONES, SCRATCH_T5, Recipe, RecipeConfig
+from genrec.utils import check_output_dir, read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -220,9 +222,37 @@ def bundle_fields(recipe: Recipe, backbone: Backbone, prepared: Prepared, comman
     )
 
 
+RUN_KIND = "training run"
+
+
+def is_training_run(path: Path) -> bool:
+    """A directory a training run wrote before outputs carried a manifest: a bundle or Trainer checkpoints."""
+    return (path / "bundle" / CONFIG_NAME).is_file() or any(path.glob("checkpoint-*"))
+
+
+def claim_output_dir(output_dir: Path, overwrite: bool = False, main_process: bool = True) -> None:
+    """Before anything is written: ``output_dir`` must be absent, empty or a previous training run (whose bundle is
+    replaced and whose checkpoints may be resumed or rotated), and ``output_dir/bundle`` a previous bundle, unless
+    ``overwrite``. The main process then marks the directory as a training run."""
+    check_output_dir(output_dir, RUN_KIND, overwrite, is_training_run)
+    check_output_dir(output_dir / "bundle", BUNDLE_KIND, overwrite, is_bundle)
+    if main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if (read_manifest(output_dir) or {}).get("kind") != RUN_KIND:
+            write_manifest(output_dir, RUN_KIND, None)  # a Trainer adds checkpoints: every entry counts as the run's
+
+
 def train_evaluate_save(recipe: Recipe, trainer, recommender, split: LeaveOneOutSplit):
-    """Train (resuming if asked), score the test split, and save the bundle with its metrics in the model card."""
+    """Train (resuming if asked), score the test split, and save the bundle with its metrics in the model card.
+
+    ``output_dir`` must be new, empty or a previous run's unless ``recipe.overwrite`` (``genrec train --overwrite``)
+    is set. Under several processes (``accelerate launch``) every process trains and evaluates, and the main process
+    alone writes the bundle; the others wait for it.
+    """
     cfg, args = recipe.config, recipe.training
+    overwrite = bool(getattr(recipe, "overwrite", False))
+    main_process = trainer.args.should_save
+    claim_output_dir(recipe.output_dir, overwrite, main_process)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     n_examples = len(trainer.train_dataset)
@@ -250,6 +280,8 @@ def train_evaluate_save(recipe: Recipe, trainer, recommender, split: LeaveOneOut
     )
     recommender.config.metrics = metrics
     bundle = recipe.output_dir / "bundle"
-    recommender.save_pretrained(bundle)
-    logger.info("saved bundle to %s", bundle)
+    if main_process:
+        recommender.save_pretrained(bundle, overwrite=overwrite)
+        logger.info("saved bundle to %s", bundle)
+    trainer.accelerator.wait_for_everyone()
     return recommender, metrics
