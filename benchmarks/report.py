@@ -162,7 +162,8 @@ def _budget_text(result: dict) -> str:
         return "each recipe as its YAML in train/configs says."
     text = (
         f"every T5 recipe is trained with `{_kv(budget['t5'])}`; every pretrained-LLM recipe with "
-        f"`{_kv(budget['llm'])}`"
+        f"`{_kv(budget['llm'])}`; scratch decoder-only (sequence-mode) recipes "
+        + (f"with `{_kv(budget['causal'])}`" if budget.get("causal") else "as their YAML says (converged CPU budgets)")
     )
     if budget.get("sasrec"):
         text += f"; SASRec with `{_kv(budget['sasrec'])}`"

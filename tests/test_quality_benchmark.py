@@ -55,13 +55,15 @@ def test_quick_run_writes_results_cards_and_plots(tmp_path, tiny_data):
     data_dir = tmp_path / "data"
     tiny_data.save(data_dir)
     out = tmp_path / "out"
-    args = ["--quick", "--data", str(data_dir), "--only", "pop,p5_sid_t5", "--output-root", str(out)]
+    args = ["--quick", "--data", str(data_dir), "--only", "pop,p5_sid_t5,causal_independent", "--output-root", str(out)]
     result = quality.main([*args, "--seeds", "2", "--report", str(tmp_path / "cards"), "--recipe", "max_steps=3"])
 
     runs = result["runs"]
     assert [r["seed"] for r in runs["pop"]] == [0, 1]
     recipe_key = next(k for k in runs if k.startswith("p5_sid_t5"))
     assert all(r["invalid_rate"] == 0 and r["steps"] == 3 for r in runs[recipe_key])
+    sequence_key = next(k for k in runs if k.startswith("causal_independent"))  # sequence mode
+    assert all(r["invalid_rate"] == 0 and r["steps"] == 3 for r in runs[sequence_key])
     assert (out / "quality.json").is_file() and json.loads((out / "quality.json").read_text())["seeds"] == [0, 1]
 
     results_md = (tmp_path / "cards" / "RESULTS.md").read_text()
