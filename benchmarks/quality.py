@@ -48,6 +48,7 @@ import torch
 from genrec.data import InteractionData, leave_one_out
 from genrec.demo import DEMO_RECIPE
 from genrec.evaluation import evaluate
+from genrec.testing import TINY_CAUSAL, TINY_T5
 from genrec.utils import atomic_write_json
 
 logger = logging.getLogger("benchmarks.quality")
@@ -267,8 +268,7 @@ BUDGETS = {
     },
     "quick": {
         "causal": dict(
-            causal_num_layers=1,
-            causal_hidden_size=64,
+            **TINY_CAUSAL,
             max_history=20,
             max_steps=20,
             eval_steps=20,
@@ -278,12 +278,7 @@ BUDGETS = {
             max_train_minutes=None,
         ),
         "t5": dict(
-            t5_num_layers=1,
-            t5_num_decoder_layers=1,
-            t5_d_model=64,
-            t5_num_heads=2,
-            t5_d_kv=32,
-            t5_d_ff=128,
+            **TINY_T5,
             max_steps=20,
             eval_steps=20,
             per_device_train_batch_size=32,

@@ -13,26 +13,21 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from conftest import make_synthetic_data, save_tiny_causal_backbone
+from conftest import make_synthetic_data
 
 from genrec.bundle import BundleConfig
 from genrec.data import leave_one_out
 from genrec.indexing import build_indexer
 from genrec.models import CAUSAL, apply_lora
 from genrec.recommenders import TrieRecommender
+from genrec.testing import TINY_T5, save_tiny_causal_backbone
 from genrec.tokens import add_item_tokens
 
 # Sizes shared by the tests (and the benchmark's synthetic fallback).
 T5_TINY = dict(
     index_method="independent",
     template_style="tiger",
-    t5_num_layers=1,
-    t5_num_decoder_layers=1,
-    t5_d_model=32,
-    t5_num_heads=2,
-    t5_d_kv=16,
-    t5_d_ff=64,
-    tokenizer_vocab_size=100,
+    **TINY_T5,
     num_train_epochs=1,
     per_device_train_batch_size=32,
     eval_max_users=10,

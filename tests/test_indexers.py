@@ -3,7 +3,6 @@ for the sequential, title and hybrid indexers (collaborative has its own file)."
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import numpy as np
@@ -11,15 +10,14 @@ import pandas as pd
 import pytest
 
 from genrec.data import InteractionData, leave_one_out
-from genrec.indexing import INDEXERS, ItemIndex, ItemIndexError, build_indexer
+from genrec.indexing import ItemIndex, build_indexer
 
 SMALL_CID = {"num_clusters": 3, "max_cluster_size": 5}
-# Methods written by other engineers: in the matrix only when registered, with small-data options where they exist.
-OPTIONAL_CASES = {
+# Content-based methods: small-data options; they read synthetic item vectors from an embeddings file.
+CONTENT_CASES = {
     "semantic-rq": {"codebook_size": 4, "num_levels": 2, "quantizer": "rqkmeans"},
     "set": {"num_cf_clusters": 4, "cf_dim": 4, "num_semantic": 2, "semantic_codebook_size": 4, "semantic_dim": 8},
 }
-OWNED = {"random", "independent", "sequential", "title", "collaborative", "hybrid"}
 
 INDEXER_TEST_CASES = [
     ("random", {}),
@@ -32,10 +30,10 @@ INDEXER_TEST_CASES = [
     ("collaborative", {}),  # paper defaults: the 30-item catalog is a single leaf
     ("hybrid", {"parts": ["collaborative", "independent"], "part_options": {"collaborative": SMALL_CID}}),
     ("hybrid", {"parts": ["sequential", "title"], "separator": " "}),
-    *[(method, options) for method, options in OPTIONAL_CASES.items()],
+    *[(method, options) for method, options in CONTENT_CASES.items()],
     (
         "hybrid",
-        {"parts": ["semantic-rq", "independent"], "part_options": {"semantic-rq": OPTIONAL_CASES["semantic-rq"]}},
+        {"parts": ["semantic-rq", "independent"], "part_options": {"semantic-rq": CONTENT_CASES["semantic-rq"]}},
     ),
 ]
 TOKEN = re.compile(r"<[^<>]+>")
@@ -47,33 +45,26 @@ def _case_id(case) -> str:
 
 
 def _build(method: str, options: dict, data: InteractionData, tmp_path):
-    """The indexer of a case; optional methods get only the options their config has (plus embeddings if needed)."""
-    for needed in [method, *options.get("parts", [])]:
-        if needed not in INDEXERS:
-            pytest.skip(f"indexer {needed!r} is not registered in this checkout")
+    """The indexer of a case; content-based methods (and hybrid parts) get synthetic embeddings."""
     if method == "hybrid":
         part_options = {
-            part: _optional_options(part, opts, data, tmp_path)
+            part: _with_embeddings(part, opts, data, tmp_path)
             for part, opts in options.get("part_options", {}).items()
         }
         return build_indexer(method, **{**options, "part_options": part_options})
-    return build_indexer(method, **_optional_options(method, options, data, tmp_path))
+    return build_indexer(method, **_with_embeddings(method, options, data, tmp_path))
 
 
-def _optional_options(method: str, options: dict, data: InteractionData, tmp_path) -> dict:
-    """Keep the options the method's config knows; point ``embeddings_file`` at synthetic vectors if it has one."""
-    if method not in OPTIONAL_CASES:
+def _with_embeddings(method: str, options: dict, data: InteractionData, tmp_path) -> dict:
+    """``options`` plus ``embeddings_file`` pointing at synthetic item vectors for content-based methods."""
+    if method not in CONTENT_CASES:
         return options
-    fields = {f.name for f in dataclasses.fields(INDEXERS[method].config_class)}
-    options = {k: v for k, v in options.items() if k in fields}
-    if "embeddings_file" in fields:
-        # keyed by item_id and covering the cold-start items too, so `add_items` finds their vectors
-        ids = data.items["item_id"].tolist() + [f"new{i}" for i in range(1, 5)]
-        frame = pd.DataFrame(_embeddings(len(ids)), columns=[f"e{j}" for j in range(32)]).assign(item_id=ids)
-        path = tmp_path / "embeddings.parquet"
-        frame.to_parquet(path, index=False)
-        options["embeddings_file"] = str(path)
-    return options
+    # keyed by item_id and covering the cold-start items too, so `add_items` finds their vectors
+    ids = data.items["item_id"].tolist() + [f"new{i}" for i in range(1, 5)]
+    frame = pd.DataFrame(_embeddings(len(ids)), columns=[f"e{j}" for j in range(32)]).assign(item_id=ids)
+    path = tmp_path / "embeddings.parquet"
+    frame.to_parquet(path, index=False)
+    return {**options, "embeddings_file": str(path)}
 
 
 def _embeddings(n: int, dim: int = 32) -> np.ndarray:
@@ -137,12 +128,7 @@ class IndexerTesterMixin:
     def test_cold_start_keeps_old_identifiers(self, case, tmp_path):
         method, _, index = case
         new = _new_items()
-        try:
-            extended = index.add_items(new)
-        except ItemIndexError as err:
-            if method in OWNED:
-                raise
-            pytest.skip(f"{method} has no cold start without extra inputs: {err}")
+        extended = index.add_items(new)
         assert extended.identifiers[: len(index)] == index.identifiers
         assert extended.item_ids[len(index) :] == new["item_id"].tolist()
         assert len(set(extended.identifiers)) == len(extended)

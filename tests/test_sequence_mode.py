@@ -13,20 +13,12 @@ from genrec.indexing import build_indexer
 from genrec.models import train_sentencepiece_tokenizer
 from genrec.recommenders import GenerativeRecommender, TrieRecommender
 from genrec.tasks import SequenceFormat
+from genrec.testing import TINY_SEQUENCE_RECIPE
 from genrec.tokens import add_item_tokens
 from genrec.training import recipe_from_dict, run_recipe
 
 SEQUENCE_TINY = dict(
-    mode="sequence",
-    backbone="causal-scratch",
-    template_style="sequence",
-    history_separator="",
-    causal_num_layers=1,
-    causal_hidden_size=32,
-    causal_num_heads=2,
-    causal_intermediate_size=64,
-    causal_dropout=0.0,
-    tokenizer_vocab_size=100,
+    **TINY_SEQUENCE_RECIPE,
     max_history=6,
     num_train_epochs=3,
     per_device_train_batch_size=8,

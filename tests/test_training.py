@@ -10,17 +10,9 @@ from genrec.data import leave_one_out
 from genrec.indexing import ItemIndex, ItemIndexError, build_indexer
 from genrec.recommenders import GenerativeRecommender
 from genrec.tokens import check_tokenizer_covers
+from genrec.testing import TINY_T5
 from genrec.training import recipe_from_dict, run_recipe
 
-TINY_T5 = dict(
-    t5_num_layers=1,
-    t5_num_decoder_layers=1,
-    t5_d_model=32,
-    t5_num_heads=2,
-    t5_d_kv=16,
-    t5_d_ff=64,
-    tokenizer_vocab_size=120,
-)
 HISTORIES = [["i1", "i2", "i3"], ["i7"], ["i10", "i11", "i12", "i13"]]
 
 
