@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 
@@ -96,9 +97,13 @@ def cmd_train(argv: list[str]) -> None:
     overwrite = "--overwrite" in argv
     recipe = parse_train_args([a for a in argv if a != "--overwrite"])
     recipe.overwrite = overwrite  # read by train_evaluate_save: may it use a non-empty foreign output_dir
+    from genrec.training.recipe import claim_output_dir
+
+    claim_output_dir(recipe.output_dir, overwrite, main_process=False)  # refuse before loading data and models
     command = "genrec train " + " ".join(argv)
     _, metrics = run_recipe(recipe, command=command)
-    _print_json(metrics)
+    if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch, one process reports
+        _print_json(metrics)
 
 
 def train_help() -> str:
