@@ -362,6 +362,7 @@ def _run_baseline(job: Job, data: InteractionData) -> dict:
     start = time.time()
     metrics = evaluate(model, split, "test", max_users=job.max_users, progress=False)
     metrics["test_seconds"] = round(time.time() - start, 2)
+    metrics["excluded"] = evaluate(model, split, "test", max_users=job.max_users, exclude_seen=True, progress=False)
     network = getattr(model, "model", None)
     metrics.update(
         train_seconds=round(train_seconds, 1),
@@ -377,11 +378,17 @@ def _run_recipe(job: Job, data: InteractionData) -> dict:
 
     recipe = recipe_config(job)
     try:
-        _, metrics = run_recipe(recipe, command=job_command(job), data=data)
+        recommender, metrics = run_recipe(recipe, command=job_command(job), data=data)
     except (OSError, ImportError) as error:  # an unreachable hub backbone, a missing file or optional package
         logger.warning("%s not run: %s", job.row.key, error)
         return {"not_run": f"backbone {recipe.config.backbone} could not be loaded: {str(error).splitlines()[0]}"}
     metrics["bundle"] = str(recipe.output_dir / "bundle")
+    if recipe.config.evaluate_test:
+        split = leave_one_out(data)
+        beams = max(report.EXCLUDE_SEEN_BEAMS, recipe.config.eval_num_beams)
+        options = dict(max_users=recipe.config.test_max_users, exclude_seen=True, num_beams=beams, batch_size=32)
+        options["progress"] = False
+        metrics["excluded"] = evaluate(recommender, split, "test", **options)
     return metrics
 
 

@@ -54,6 +54,15 @@ def summarize(runs: list[dict]) -> dict:
     return out
 
 
+EXCLUDE_SEEN_BEAMS = 100
+
+
+def summarize_excluded(runs: list[dict]) -> dict:
+    """:func:`summarize` of the runs' seen-items-excluded metrics (``run["excluded"]``), with their run's cost."""
+    cost = ("parameters", "trainable_parameters", "train_seconds")
+    return summarize([{**r["excluded"], **{k: r[k] for k in cost if k in r}} for r in runs if "excluded" in r])
+
+
 def verdict(a: dict, b: dict, metric: str = CLAIM_METRIC) -> str:
     """Did "a beats b" hold? Held / reversed when the gap in means is over twice its standard error across seeds."""
     if "not_run" in a or "not_run" in b:
@@ -131,6 +140,15 @@ def render_results(result: dict) -> str:
         if study["claims"]:
             parts += ["", "| claim (NDCG@10) | here |", "|---|---|"]
             parts += [f"| {a} > {b} | {verdict(by_label[a], by_label[b])} |" for a, b in study["claims"]]
+        excluded = [(r["label"], summarize_excluded(result["runs"].get(r["key"], []))) for r in study["rows"]]
+        if any("ndcg@10" in m for _, m in excluded):
+            parts += [
+                "",
+                f"Seen items excluded (`exclude_seen`; generative rows decode {EXCLUDE_SEEN_BEAMS} beams so that "
+                "enough unseen items remain; MovieLens users never rate a film twice):",
+                "",
+                table(excluded),
+            ]
         if study["speed"]:
             speeds = [(label, m.get("users_per_second")) for label, m in rows if m.get("users_per_second")]
             if len(speeds) == 2:
@@ -251,11 +269,19 @@ def write_report(result: dict, out_dir: Path, recipes_dir: Path) -> None:
     """RESULTS.md's generated block, ``<recipe>.md`` for every recipe row, and the plots, all in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     replace_block(out_dir / "RESULTS.md", render_results(result))
-    recipes = result["studies"].get("recipes", {"rows": []})["rows"]
-    for r in recipes:
-        if r["model"] not in ("pop", "sasrec") and r["label"] == r["model"]:
-            atomic_write_text(out_dir / f"{r['model']}.md", recipe_card(r["model"], r["key"], result, recipes_dir))
+    for r in recipe_rows(result):
+        atomic_write_text(out_dir / f"{r['model']}.md", recipe_card(r["model"], r["key"], result, recipes_dir))
     plot_all(result, out_dir)
+
+
+def recipe_rows(result: dict) -> list[dict]:
+    """Each recipe as its YAML says (a row labelled with the recipe's own name), once, from every study run."""
+    rows = {}
+    for study in result["studies"].values():
+        for r in study["rows"]:
+            if r["model"] not in ("pop", "sasrec") and r["label"] == r["model"]:
+                rows.setdefault(r["model"], r)
+    return list(rows.values())
 
 
 def plot_all(result: dict, out_dir: Path) -> list[Path]:
@@ -268,9 +294,7 @@ def plot_all(result: dict, out_dir: Path) -> list[Path]:
     written = []
     summaries = {key: summarize(runs) for key, runs in result["runs"].items()}
 
-    recipes = [
-        r for r in result["studies"].get("recipes", {"rows": []})["rows"] if "ndcg@10" in summaries.get(r["key"], {})
-    ]
+    recipes = [r for r in recipe_rows(result) if "ndcg@10" in summaries.get(r["key"], {})]
     if recipes:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for r in recipes:
