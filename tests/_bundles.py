@@ -20,7 +20,7 @@ from genrec.data import leave_one_out
 from genrec.indexing import build_indexer
 from genrec.models import CAUSAL, apply_lora
 from genrec.recommenders import TrieRecommender
-from genrec.testing import TINY_T5, save_tiny_causal_backbone
+from genrec.testing import TINY_SEQUENCE_RECIPE, TINY_T5, save_tiny_causal_backbone
 from genrec.tokens import add_item_tokens
 
 # Sizes shared by the tests (and the benchmark's synthetic fallback).
@@ -94,7 +94,31 @@ def build_causal_bundle(root: Path, adapter: bool = True) -> Path:
     return bundle
 
 
+def build_sequence_bundle(root: Path) -> Path:
+    """Train the tiny sequence-mode recipe (scratch decoder-only model, whole histories) on the synthetic data."""
+    from genrec.training import recipe_from_dict, run_recipe
+
+    root = Path(root)
+    values = dict(
+        data=str(save_synthetic_data(root)),
+        output_dir=str(root / "sequence"),
+        index_method="independent",
+        **TINY_SEQUENCE_RECIPE,
+        max_history=6,
+        num_train_epochs=2,
+        per_device_train_batch_size=16,
+        learning_rate=1e-2,
+        eval_num_beams=5,
+        eval_max_users=10,
+        test_max_users=10,
+        logging_steps=1000,
+    )
+    run_recipe(recipe_from_dict(values))
+    return root / "sequence" / "bundle"
+
+
 _BUILDERS = {
+    "sequence": build_sequence_bundle,
     "t5": build_t5_bundle,
     "causal-lora": partial(build_causal_bundle, adapter=True),
     "causal-full": partial(build_causal_bundle, adapter=False),
