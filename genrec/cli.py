@@ -344,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             raise
         return 2
+    except KeyboardInterrupt:
+        logger.error("interrupted; nothing half-written was kept (genrec recommend resumes when rerun)")
+        return 130
     return 0
 
 

@@ -110,7 +110,7 @@ def model_fingerprint(recommender) -> str:
     config = dataclasses.asdict(recommender.config) if dataclasses.is_dataclass(recommender.config) else {}
     h = hashlib.sha256()
     h.update(json.dumps(config, sort_keys=True, default=str).encode())
-    h.update(f"|{type(recommender).__name__}|{recommender.index.fingerprint}|".encode())
+    h.update(f"|{getattr(recommender, 'decoder', '')}|{recommender.index.fingerprint}|".encode())
     for name, tensor in recommender.model.named_parameters():
         flat = tensor.detach().reshape(-1)
         sample = flat[:64] if flat.numel() <= 128 else flat[[*range(64), *range(-64, 0)]]
