@@ -314,6 +314,17 @@ def test_a_missing_final_newline_loses_no_line(rec, tmp_path, caplog):
     assert out.read_bytes() == full
 
 
+def test_a_run_stopped_by_a_bad_line_continues_with_skip(rec, tmp_path):
+    rows = users(6)
+    src = write_jsonl(tmp_path / "users.jsonl", rows[:3] + ["{broken"] + rows[3:])
+    out = tmp_path / "recs.jsonl"
+    with pytest.raises(DataError, match=r"users\.jsonl:4"):
+        recommend_jsonl(rec, src, out, k=2, num_beams=2, progress=False)
+    stats = recommend_jsonl(rec, src, out, k=2, num_beams=2, on_error="skip", progress=False)
+    assert (stats.resumed, stats.written, stats.errors) == (3, 3, 1)
+    assert [r["line"] for r in read_jsonl(out)] == [1, 2, 3, 5, 6, 7]
+
+
 def test_the_output_can_never_be_the_input(cli, rec, t5_bundle, tmp_path):
     src = write_jsonl(tmp_path / "users.jsonl", users(4))
     before = src.read_bytes()
@@ -510,8 +521,7 @@ def test_cases_that_were_already_handled_stay_handled(cli, t5_bundle, tmp_path):
     assert code == 2 and "users.jsonl:2: not valid JSON" in text and len(read_jsonl(out)) == 1
     # unknown item ids, rejected on request, with file and line
     src = write_jsonl(tmp_path / "unknown.jsonl", [{"user_id": 1, "history": ["i1", "nope"]}])
-    code, text = cli("recommend", "--model", t5_bundle, "--input", src, "--output", tmp_path / "u.jsonl",
-                     "--unknown", "error")  # fmt: skip
+    code, text = cli("recommend", "--model", t5_bundle, "--input", src, "--output", tmp_path / "u", "--unknown=error")
     assert code == 2 and "unknown.jsonl:1" in text
     # corrupt parquet: the file is named
     data = tmp_path / "broken"

@@ -55,11 +55,8 @@ def test_two_process_ddp_training_saves_one_bundle(tmp_path):
         "".join(f"{k}: {v}\n" for k, v in {**T5_TINY, "per_device_train_batch_size": TRAIN_BATCH}.items())
     )
     out = tmp_path / "run"
-    result = _accelerate(
-        ["--config_file", "train/accelerate/ddp.yaml", "train/train.py", "--config", str(config),
-         "--data", str(data), "--output_dir", str(out)],
-        tmp_path,
-    )  # fmt: skip
+    train = ["train/train.py", "--config", str(config), "--data", str(data), "--output_dir", str(out)]
+    result = _accelerate(["--config_file", "train/accelerate/ddp.yaml", *train], tmp_path)
     printed = result.stdout[result.stdout.index("{\n") :]  # the metrics JSON, after the Trainer's log dicts
     metrics, _ = json.JSONDecoder().raw_decode(printed)
     assert '"steps"' not in printed[printed.index("}") :]  # printed once: by the main process only
@@ -81,8 +78,8 @@ def test_two_process_sharded_inference_equals_one_process(tmp_path_factory, tmp_
     options = ["--k", "3", "--num_beams", "5", "--batch_size", "1", "--on_error", "skip"]
 
     sharded = tmp_path / "sharded.jsonl"
-    _accelerate(["--multi_gpu", "infer/batch_recommend.py", "--model", str(bundle), "--input", str(src), "--output", str(sharded),
-                 *options], tmp_path)  # fmt: skip
+    script = ["infer/batch_recommend.py", "--model", str(bundle), "--input", str(src), "--output", str(sharded)]
+    _accelerate(["--multi_gpu", *script, *options], tmp_path)
     single = tmp_path / "single.jsonl"
     rec = GenerativeRecommender.from_pretrained(bundle)
     recommend_jsonl(rec, src, single, k=3, num_beams=5, batch_size=1, on_error="skip", progress=False)
