@@ -177,7 +177,8 @@ class NextItemRecommendationPipeline(Pipeline):
         requests = model_inputs["request"]
         requests = requests if isinstance(requests, list) else [requests]  # a list once batched by the collator
         _, num_beams = self.recommender.resolve_k(top_k, num_beams, warn=False)
-        step = self.recommender.histories_per_call(num_beams)  # many beams: fewer histories per generate call
+        prompt_tokens = model_inputs["input_ids"].shape[-1]
+        step = self.recommender.histories_per_call(num_beams, prompt_tokens)  # many beams: fewer histories per call
         positions, scores = [], []
         for start in range(0, len(requests), step):
             part = {key: model_inputs[key][start : start + step] for key in ("input_ids", "attention_mask")}

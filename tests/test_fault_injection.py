@@ -368,10 +368,10 @@ def test_k_is_capped_at_the_catalog(cli, t5_bundle, tmp_path):
 
 
 def test_beams_are_capped_at_a_memory_safe_count(rec, monkeypatch, caplog):
-    from genrec.recommenders import base
+    from genrec.recommenders.base import DECODE_MEMORY_ENV
 
-    vocab = len(rec.tokenizer)
-    monkeypatch.setattr(base, "LOGITS_BUDGET_BYTES", 4 * vocab * 12)  # room for 12 beam rows per generate call
+    room = 12 * rec.bytes_per_beam() + 1  # room for 12 beams per generate call
+    monkeypatch.setenv(DECODE_MEMORY_ENV, str(room / 2**20))
     with caplog.at_level(logging.WARNING, logger="genrec.recommenders.base"):
         assert rec.resolve_k(20) == (12, 12)
     assert "memory-safe beam count" in caplog.text

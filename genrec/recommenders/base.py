@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import numbers
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +40,25 @@ logger = logging.getLogger(__name__)
 
 UNKNOWN_MODES = ("drop", "error")
 
-# Float32 logits one generate step may hold (rows = histories x beams, times the vocabulary): what bounds the beam
-# count and the histories per generate call, so a huge k or num_beams cannot exhaust memory.
-LOGITS_BUDGET_BYTES = 256 * 2**20
+# Memory one generate call may use for its beams (``GENREC_DECODE_MEMORY_MB`` overrides): a fraction of the device's
+# total memory, which bounds the beam count and the histories per generate call, so a huge k or num_beams cannot
+# exhaust memory. Total, not free, memory: the cap must not change between two runs of the same job.
+DECODE_MEMORY_ENV = "GENREC_DECODE_MEMORY_MB"
+GENERATED_TOKENS = 16  # identifier tokens a beam's cache grows by (a rough upper bound for the estimate)
+
+
+def decode_memory_budget(device: torch.device) -> int:
+    """Bytes the beams of one generate call may take on ``device``: ``$GENREC_DECODE_MEMORY_MB``, else a quarter of
+    a GPU's memory or an eighth of the machine's RAM."""
+    if os.environ.get(DECODE_MEMORY_ENV):
+        return int(float(os.environ[DECODE_MEMORY_ENV]) * 2**20)
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory // 4
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    return total // 8
 
 
 def check_k(k, name: str = "k") -> int:
@@ -192,8 +209,8 @@ class GenerativeRecommender:
             exclude_seen: drop items already in the history (beam search may then return fewer than ``k``).
             unknown: ``"drop"`` unknown history items (logged with a count) or ``"error"``.
             options: passed to the kind's ``generate_ranked`` (e.g. ``cf_score_weight`` for set decoding).
-        ``k`` above the catalog size, or a beam count above what fits :data:`LOGITS_BUDGET_BYTES`, is capped with a
-        warning (:meth:`resolve_k`); large beam counts also shrink the histories per generate call.
+        ``k`` above the catalog size, or a beam count beyond :func:`decode_memory_budget`, is capped with a warning
+        (:meth:`resolve_k`); many beams also mean fewer histories per generate call (:meth:`histories_per_call`).
 
         Raises:
             ValueError: a history is empty (after dropping unknown items) or a bare string, or ``k``/``num_beams``/
@@ -213,14 +230,42 @@ class GenerativeRecommender:
                 results.append(self.to_recommendations(history, item_positions, item_scores, k, exclude_seen))
         return results
 
-    def max_beams(self) -> int:
-        """The most beams one history may use: the catalog size, and what fits :data:`LOGITS_BUDGET_BYTES`."""
-        vocab = max(1, len(self.tokenizer))
-        return max(1, min(len(self.index), LOGITS_BUDGET_BYTES // (4 * vocab)))
+    def bytes_per_beam(self, prompt_tokens: int | None = None) -> int:
+        """A rough upper bound of the memory one beam takes in a generate call: float32 scores over the vocabulary
+        (and the copies beam search and the trie mask make), the key/value cache of the prompt and of the generated
+        identifier (cross-attention for T5), and T5's encoder states (repeated per beam)."""
+        prompt_tokens = prompt_tokens or self.typical_prompt_tokens()
+        total = 4 * 4 * max(1, len(self.tokenizer))
+        config = getattr(self.model, "config", None)
+        if config is None or not hasattr(config, "to_dict"):
+            return total  # not a transformers model (set decoding scores items in one forward pass)
+        element = next(self.model.parameters()).element_size()
+        layers = _config_value(config, "num_decoder_layers", "num_hidden_layers", "n_layer", "num_layers")
+        hidden = _config_value(config, "d_model", "hidden_size", "n_embd")
+        heads = _config_value(config, "num_heads", "num_attention_heads", "n_head") or 1
+        head_dim = _config_value(config, "d_kv", "head_dim") or hidden // heads
+        kv_heads = _config_value(config, "num_key_value_heads") or heads
+        per_token = 2 * layers * kv_heads * head_dim * element  # keys and values, every layer
+        total += (prompt_tokens + GENERATED_TOKENS) * per_token
+        if getattr(config, "is_encoder_decoder", False):
+            total += prompt_tokens * hidden * element
+        return total
 
-    def histories_per_call(self, num_beams: int) -> int:
-        """Histories one generate call may take with ``num_beams`` beams each within :data:`LOGITS_BUDGET_BYTES`."""
-        return max(1, LOGITS_BUDGET_BYTES // (4 * max(1, len(self.tokenizer)) * num_beams))
+    def typical_prompt_tokens(self) -> int:
+        """Tokens of the prompt of a full-length history (``max_history`` catalog items), measured once."""
+        if getattr(self, "_typical_prompt_tokens", None) is None:
+            history = self.index.item_ids[: self.config.max_history]
+            self._typical_prompt_tokens = int(self.encode([history])["input_ids"].shape[1])
+        return self._typical_prompt_tokens
+
+    def max_beams(self) -> int:
+        """The most beams one history may use: the catalog size, and what fits :func:`decode_memory_budget`."""
+        budget = decode_memory_budget(self.device)
+        return max(1, min(len(self.index), budget // self.bytes_per_beam()))
+
+    def histories_per_call(self, num_beams: int, prompt_tokens: int | None = None) -> int:
+        """Histories one generate call may take with ``num_beams`` beams each, within :func:`decode_memory_budget`."""
+        return max(1, decode_memory_budget(self.device) // (self.bytes_per_beam(prompt_tokens) * num_beams))
 
     def resolve_k(self, k, num_beams=None, warn: bool = True) -> tuple[int, int]:
         """Validated ``(k, num_beams)``: both positive, ``num_beams >= k`` (default the bundle's), both capped at
@@ -305,3 +350,12 @@ class GenerativeRecommender:
             model.to(device)
         model.eval()
         return kind(model, parts.tokenizer, parts.index, config, parts.titles)
+
+
+def _config_value(config, *names: str) -> int:
+    """The first of ``names`` that a model config sets (0 if none): configs spell the same size differently."""
+    for name in names:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 0
