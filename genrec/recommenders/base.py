@@ -10,7 +10,7 @@ import json
 import logging
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def check_history(history, position: int | None = None) -> None:
             f"{where} is the string {history!r}, not a list of item ids (it would be read one character per item); "
             f"pass [{history!r}] for a single item, or a list of histories: [[...], [...]]"
         )
-    if not isinstance(history, Sequence):
+    if isinstance(history, Mapping) or not isinstance(history, Iterable):
         raise ValueError(f"{where} must be a list of item ids, got {type(history).__name__}")
 
 
@@ -162,6 +162,7 @@ class GenerativeRecommender:
         if unknown not in UNKNOWN_MODES:
             raise ValueError(f"unknown must be one of {UNKNOWN_MODES}, got {unknown!r}")
         check_history(history)
+        history = list(history)
         known = [str(i) for i in history if str(i) in self.index]
         dropped = len(history) - len(known)
         if dropped and unknown == "error":
@@ -172,8 +173,9 @@ class GenerativeRecommender:
     def clean_histories(self, histories: Sequence[Sequence[str]], unknown: str = "drop") -> list[list[str]]:
         """:meth:`clean_history` for a batch; raises ``ValueError`` naming the first history left empty (or given
         as a bare string: ``["172"]`` is one history of three one-character items, not ``[["172"]]``)."""
-        if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
+        if isinstance(histories, (str, bytes, Mapping)) or not isinstance(histories, Iterable):
             raise ValueError(f"histories must be a list of histories (lists of item ids), got {histories!r:.80}")
+        histories = list(histories)
         for position, history in enumerate(histories):
             check_history(history, position)
         cleaned, total_dropped = [], 0
