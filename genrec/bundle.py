@@ -136,7 +136,40 @@ def check_model_reference(reference: str, source: str) -> str:
         return text
     if looks_like_local_path(text):
         raise FileNotFoundError(f"{source}: model path {text} does not exist")
+    check_hub_model(text, source)
     return text
+
+
+def hub_offline() -> bool:
+    """Whether the user asked for no hub access (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``)."""
+    return any(os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE") for name in _OFFLINE_VARIABLES)
+
+
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def check_hub_model(repo_id: str, source: str) -> None:
+    """A hub model that is neither cached nor reachable fails in a second, with what to do, instead of after a minute
+    of download retries. Offline (``HF_HUB_OFFLINE=1``) it must be in the local cache."""
+    from huggingface_hub import constants, get_session, try_to_load_from_cache
+
+    try:
+        if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+            return  # cached: transformers loads it without the network
+    except ValueError:  # not a valid repo id: transformers reports it
+        return
+    if hub_offline():
+        raise FileNotFoundError(
+            f"{source}: {repo_id} is not in the local Hugging Face cache and the hub is off (HF_HUB_OFFLINE); "
+            "download it first, or pass a local directory"
+        )
+    try:
+        get_session().head(f"{constants.ENDPOINT}/api/models/{repo_id}", timeout=10)
+    except Exception as err:  # any transport failure: no route, DNS, proxy, timeout
+        raise OSError(
+            f"{source}: cannot reach {constants.ENDPOINT} to download {repo_id} ({err}); pass a local directory, "
+            "or set HF_HUB_OFFLINE=1 to use the local cache only"
+        ) from None
 
 
 def check_fingerprint(config: BundleConfig, index: ItemIndex) -> None:

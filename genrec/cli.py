@@ -97,9 +97,13 @@ def cmd_train(argv: list[str]) -> None:
     overwrite = "--overwrite" in argv
     recipe = parse_train_args([a for a in argv if a != "--overwrite"])
     recipe.overwrite = overwrite  # read by train_evaluate_save: may it use a non-empty foreign output_dir
+    from genrec.bundle import check_model_reference
+    from genrec.training.config import SCRATCH_BACKBONES
     from genrec.training.recipe import claim_output_dir
 
     claim_output_dir(recipe.output_dir, overwrite, main_process=False)  # refuse before loading data and models
+    if recipe.config.backbone not in SCRATCH_BACKBONES:  # a missing path or an unreachable hub id fails fast
+        check_model_reference(recipe.config.backbone, "--backbone")
     command = "genrec train " + " ".join(argv)
     _, metrics = run_recipe(recipe, command=command)
     if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch, one process reports

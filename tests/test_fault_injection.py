@@ -475,6 +475,28 @@ def test_a_missing_bundle_fails_fast_without_the_network(no_network, tmp_path):
             GenerativeRecommender.from_pretrained(model)
 
 
+def test_an_unreachable_hub_model_fails_fast(no_network, cli, monkeypatch, tmp_path_factory, tmp_path):
+    data = save_synthetic_data(tmp_path)
+    config = tmp_path / "tiny.yaml"
+    config.write_text("".join(f"{k}: {v}\n" for k, v in T5_TINY.items()))
+    train = ["train", "--config", config, "--data", data, "--output_dir", tmp_path / "run", "--backbone"]
+    start = time.perf_counter()
+    code, text = cli(*train, "org/name")
+    assert code == 2 and "--backbone: cannot reach" in text and "HF_HUB_OFFLINE" in text
+    code, text = cli(*train, str(tmp_path / "models" / "missing"))
+    assert code == 2 and "--backbone: model path" in text and "does not exist" in text
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, text = cli(*train, "org/name")
+    assert code == 2 and "not in the local Hugging Face cache" in text
+    bundle = tmp_path / "bundle"  # an adapter bundle whose base model is a hub id that is not cached
+    shutil.copytree(cached_bundle("causal-lora", tmp_path_factory), bundle)
+    settings = json.loads((bundle / "genrec_config.json").read_text())
+    (bundle / "genrec_config.json").write_text(json.dumps({**settings, "base_model": "org/name"}))
+    with pytest.raises(FileNotFoundError, match=r"genrec_config.json \(base_model\): org/name is not in the local"):
+        GenerativeRecommender.from_pretrained(bundle)
+    assert time.perf_counter() - start < 30 and not (tmp_path / "run").exists()
+
+
 def test_an_adapter_bundle_with_a_missing_base_model_names_it(tmp_path_factory, tmp_path):
     bundle = tmp_path / "bundle"
     shutil.copytree(cached_bundle("causal-lora", tmp_path_factory), bundle)
