@@ -23,6 +23,7 @@ from _bundles import T5_TINY, cached_bundle, save_synthetic_data
 from genrec.bundle import CONFIG_NAME
 from genrec.inference import recommend_jsonl
 from genrec.recommenders import GenerativeRecommender
+from genrec.utils import current_umask
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_BATCH = 16
@@ -65,6 +66,8 @@ def test_two_process_ddp_training_saves_one_bundle(tmp_path):
     bundles = sorted(p.parent for p in out.rglob(CONFIG_NAME))
     assert bundles == [out / "bundle"]
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp") or ".old-" in p.name]
+    files = [p for p in out.rglob("*") if p.is_file()]  # checkpoints and bundle readable as the umask allows
+    assert {p.stat().st_mode & 0o777 for p in files} == {0o666 & ~current_umask()}
     rec = GenerativeRecommender.from_pretrained(out / "bundle")
     assert len(rec.recommend([["i1", "i2"]], k=3)[0]) == 3
 

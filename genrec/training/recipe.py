@@ -31,7 +31,7 @@ from genrec.models import (
 from genrec.tasks import TEMPLATES, Prompter
 from genrec.tokens import add_item_tokens
 from genrec.training.config import SCRATCH_BACKBONES, SCRATCH_T5, Recipe, RecipeConfig
-from genrec.utils import check_output_dir, read_manifest, write_manifest
+from genrec.utils import check_output_dir, normalise_permissions, read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -283,5 +283,7 @@ def train_evaluate_save(recipe: Recipe, trainer, recommender, split: LeaveOneOut
     if main_process:
         recommender.save_pretrained(bundle, overwrite=overwrite)
         logger.info("saved bundle to %s", bundle)
+        for checkpoint in recipe.output_dir.glob("checkpoint-*"):  # safetensors writes its files 0600
+            normalise_permissions(checkpoint)
     trainer.accelerator.wait_for_everyone()
     return recommender, metrics
