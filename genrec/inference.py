@@ -316,15 +316,7 @@ def recommend_jsonl(
     shard_index, shard_count = shard or (0, 1)
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
-    input_path = Path(input_path)
-    if not input_path.is_file():
-        raise FileNotFoundError(f"input file {input_path} not found")
-    out_path = Path(output_path) if shard_count == 1 else shard_path(output_path, shard_index, shard_count)
-    for path in (Path(output_path), out_path, progress_path(out_path)):
-        if _same_path(path, input_path):
-            raise ValueError(
-                f"--output: {path} is the input file; choose another --output (the input is never written)"
-            )
+    input_path, out_path = _check_paths(input_path, output_path, shard)
     input_sha256, total = _digest_input(input_path)
     settings = {
         "input": str(input_path.resolve()),
@@ -401,6 +393,21 @@ def recommend_jsonl(
         stats.errors,
     )
     return stats
+
+
+def _check_paths(input_path, output_path, shard) -> tuple[Path, Path]:
+    """``(input, the file this process writes)``; the input must exist and be none of the files written."""
+    shard_index, shard_count = shard or (0, 1)
+    input_path = Path(input_path)
+    if not input_path.is_file():
+        raise FileNotFoundError(f"--input file {input_path} not found")
+    out_path = Path(output_path) if shard_count == 1 else shard_path(output_path, shard_index, shard_count)
+    for path in (Path(output_path), progress_path(output_path), out_path, progress_path(out_path)):
+        if _same_path(path, input_path):
+            raise ValueError(
+                f"--output: {path} is the input file; choose another --output (the input is never written)"
+            )
+    return input_path, out_path
 
 
 def _parse_line(line: str) -> tuple[object, list]:
@@ -533,6 +540,8 @@ def recommend_command(
     from accelerate import PartialState
 
     from genrec.recommenders import GenerativeRecommender
+
+    _check_paths(input, output, shard)  # before the model loads: a wrong path fails at once
 
     # accelerate only treats CPU processes as distributed when asked to run on CPU (ACCELERATE_USE_CPU=1, which
     # `accelerate launch --cpu` also sets); without it, processes started by torchrun on a machine with no GPU would
