@@ -95,6 +95,11 @@ def cmd_train(argv: list[str]) -> None:
     from genrec.training import run_recipe
 
     overwrite = "--overwrite" in argv
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    config = pre.parse_known_args(argv)[0].config
+    if config and not os.path.isfile(config):
+        raise FileNotFoundError(f"--config {config} not found (recipes live in train/configs/)")
     recipe = parse_train_args([a for a in argv if a != "--overwrite"])
     recipe.overwrite = overwrite  # read by train_evaluate_save: may it use a non-empty foreign output_dir
     from genrec.bundle import check_model_reference
