@@ -204,6 +204,8 @@ def atomic_directory(
     checked before and again after writing. The result gets a manifest and normal permissions.
     """
     path = Path(path)
+    if path.is_symlink() and path.is_dir():
+        path = path.resolve()  # write where the link points (e.g. a larger disk), keep the link
     check_output_dir(path, kind, overwrite, recognise)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(path.parent, prefix=f".{path.name}.")

@@ -196,6 +196,15 @@ def test_a_failed_save_leaves_the_old_output(tmp_path):
         InteractionData(*_tiny_frames()).save(target)
 
 
+def test_a_symlinked_output_directory_keeps_its_link(tmp_path):
+    (tmp_path / "big_disk").mkdir()
+    os.symlink(tmp_path / "big_disk", tmp_path / "data")
+    for version in ("v1", "v2"):
+        with atomic_directory(tmp_path / "data", "thing") as tmp:
+            (tmp / "a.txt").write_text(version)
+    assert (tmp_path / "data").is_symlink() and (tmp_path / "big_disk" / "a.txt").read_text() == "v2"
+
+
 def _tiny_frames():
     from conftest import make_synthetic_data
 
