@@ -13,6 +13,7 @@ a user added to it (refused, nothing changed).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -221,9 +222,13 @@ def atomic_directory(
 
 
 def _replace(new: Path, path: Path) -> None:
-    """Move ``new`` to ``path``; an old ``path`` is moved aside first and deleted only once ``new`` is in place."""
+    """Move ``new`` to ``path``. An old ``path`` is swapped out in one step where the OS can (Linux), else moved
+    aside first; either way it is deleted only once ``new`` is in place."""
     if not os.path.lexists(path):
         os.replace(new, path)
+        return
+    if _exchange(new, path):
+        _remove(new)  # now the old output
         return
     old = path.with_name(f".{path.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.replace(path, old)
@@ -232,7 +237,21 @@ def _replace(new: Path, path: Path) -> None:
     except BaseException:
         os.replace(old, path)
         raise
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (``renameat2(RENAME_EXCHANGE)``); ``False`` where the OS or file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
     else:
-        old.unlink()
+        path.unlink()
