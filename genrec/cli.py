@@ -326,8 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="ML-100K end to end: prepare → index → train TIGER-style T5 → evaluate vs "
-        "Pop and SASRec → sample recommendations.",
+        help="ML-100K end to end: prepare → index → train a decoder-only model (sequence mode, one token per item) "
+        "→ evaluate vs Pop and SASRec → results.json and sample recommendations.",
     )
     p.add_argument("--out", default="genrec-demo", help="Working directory for data, index and models.")
     p.add_argument("--quick", action="store_true", help="A much smaller budget (a smoke run, numbers not meaningful).")

@@ -7,7 +7,6 @@ import pytest
 import torch
 from _bundles import save_synthetic_data
 
-from genrec.data import leave_one_out
 from genrec.decoding import ItemTrie, TrieConstrainedLogitsProcessor
 from genrec.indexing import build_indexer
 from genrec.models import train_sentencepiece_tokenizer

@@ -9,8 +9,8 @@ from safetensors.torch import load_file
 from genrec.data import leave_one_out
 from genrec.indexing import ItemIndex, ItemIndexError, build_indexer
 from genrec.recommenders import GenerativeRecommender
-from genrec.tokens import check_tokenizer_covers
 from genrec.testing import TINY_T5
+from genrec.tokens import check_tokenizer_covers
 from genrec.training import recipe_from_dict, run_recipe
 
 HISTORIES = [["i1", "i2", "i3"], ["i7"], ["i10", "i11", "i12", "i13"]]

@@ -10,10 +10,10 @@ from genrec.tasks import build_task_dataset
 from genrec.training.recipe import (
     build_backbone,
     bundle_fields,
-    stopping_callbacks,
     harness_options,
     prepare_recipe,
     register_mode,
+    stopping_callbacks,
     train_evaluate_save,
     training_args,
     validation_pairs,

@@ -11,10 +11,10 @@ from genrec.tasks import SequenceFormat
 from genrec.training.recipe import (
     build_backbone,
     bundle_fields,
-    stopping_callbacks,
     harness_options,
     prepare_recipe,
     register_mode,
+    stopping_callbacks,
     train_evaluate_save,
     training_args,
 )
