@@ -101,7 +101,7 @@ def cmd_train(argv: list[str]) -> None:
     if config and not os.path.isfile(config):
         raise FileNotFoundError(f"--config {config} not found (recipes live in train/configs/)")
     recipe = parse_train_args([a for a in argv if a != "--overwrite"])
-    recipe.overwrite = overwrite  # read by train_evaluate_save: may it use a non-empty foreign output_dir
+    recipe.overwrite = overwrite
     from genrec.bundle import check_model_reference
     from genrec.training.config import SCRATCH_BACKBONES
     from genrec.training.recipe import claim_output_dir

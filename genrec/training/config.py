@@ -137,6 +137,7 @@ class Recipe:
 
     config: RecipeConfig
     training: Any  # transformers.TrainingArguments
+    overwrite: bool = False  # may output_dir / its bundle replace a non-empty folder genrec did not write
 
     @property
     def output_dir(self) -> Path:

@@ -250,7 +250,7 @@ def train_evaluate_save(recipe: Recipe, trainer, recommender, split: LeaveOneOut
     alone writes the bundle; the others wait for it.
     """
     cfg, args = recipe.config, recipe.training
-    overwrite = bool(getattr(recipe, "overwrite", False))
+    overwrite = recipe.overwrite
     main_process = trainer.args.should_save
     claim_output_dir(recipe.output_dir, overwrite, main_process)
     n_params = sum(p.numel() for p in trainer.model.parameters())
