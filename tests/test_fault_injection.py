@@ -489,6 +489,8 @@ def test_an_unreachable_hub_model_fails_fast(no_network, cli, monkeypatch, tmp_p
     config = tmp_path / "tiny.yaml"
     config.write_text("".join(f"{k}: {v}\n" for k, v in T5_TINY.items()))
     train = ["train", "--config", config, "--data", data, "--output_dir", tmp_path / "run", "--backbone"]
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # CI machines may set these
+        monkeypatch.delenv(variable, raising=False)
     start = time.perf_counter()
     code, text = cli(*train, "org/name")
     assert code == 2 and "--backbone: cannot reach" in text and "HF_HUB_OFFLINE" in text
