@@ -326,3 +326,29 @@ def test_encoded_texts_are_cached_by_encoder_and_text(tmp_path, monkeypatch):
     np.testing.assert_array_equal(encode_texts(texts, show_progress=False), first)
     with pytest.raises(AssertionError, match="loaded again"):
         encode_texts(["Heat (1995)"], show_progress=False)
+
+
+def test_collaborative_dims_put_co_consumed_items_under_shared_codes():
+    """Content that says nothing (random vectors) + co-occurrence: two groups of items watched only together end up
+    under different first-level codes; new items (no interactions) still get valid, unique identifiers."""
+    rng = np.random.default_rng(0)
+    items = catalog(40)
+    X = rng.normal(size=(40, 16)).astype(np.float32)
+    group = np.arange(40) // 20
+    sequences = [[f"i{j}" for j in rng.permutation(np.flatnonzero(group == g))[:10]] for g in (0, 1) for _ in range(60)]
+    options = {"quantizer": "rqkmeans", "num_levels": 2, "codebook_size": 2, "dedup": "suffix"}
+
+    def first_codes(index):
+        return np.array([tokens(i)[0][1] for i in index.identifiers])
+
+    def purity(codes):
+        return max(np.mean(codes == group), np.mean(codes != group))
+
+    content_only = build_indexer("semantic-rq", **options).fit(items, sequences, embeddings=X)
+    both = build_indexer("semantic-rq", collaborative_dims=4, **options).fit(items, sequences, embeddings=X)
+    assert purity(first_codes(both)) == 1.0 > purity(first_codes(content_only))
+    assert both.state["collaborative_dims"] == 4 and both.state["embedding_dim"] == 16
+    extended = both.add_items(catalog(3, "new"), embeddings=rng.normal(size=(3, 16)).astype(np.float32))
+    assert len(set(extended.identifiers)) == 43
+    with pytest.raises(ValueError, match="collaborative_dims"):
+        build_indexer("semantic-rq", collaborative_dims=-1)

@@ -96,6 +96,68 @@ def water_fill(sizes: np.ndarray, extra: int) -> np.ndarray:
     return add
 
 
+def spectral_embedding(
+    graph: sp.csr_matrix, degree: np.ndarray, k: int, regularization: float, eigen_tol: float, stats: dict
+) -> np.ndarray:
+    """Top-``k`` eigenpairs of the regularised normalised adjacency of ``graph``: ``(values (k,), vectors (n, k))``."""
+    n = graph.shape[0]
+    tau = regularization * float(degree.mean())
+    scaled = degree + tau
+    dinv = np.zeros(n)
+    dinv[scaled > 0] = 1.0 / np.sqrt(scaled[scaled > 0])
+    if n <= _DENSE_EIGEN_MAX:
+        matrix = graph.toarray().astype(np.float64) * dinv[:, None] * dinv[None, :]  # (n, n), n <= 256
+        values, vectors = np.linalg.eigh(matrix)
+        return values[-k:], vectors[:, -k:]
+
+    def matmat(x):  # float32 products keep the sparse matrix in its stored dtype (no per-call copy)
+        x = np.asarray(x).reshape(n, -1)
+        return (dinv[:, None] * (graph @ (dinv[:, None] * x).astype(np.float32))).astype(np.float64)
+
+    operator = LinearOperator((n, n), matvec=lambda x: matmat(x).ravel(), matmat=matmat, dtype=np.float64)
+    v0 = np.sqrt(scaled) + 1e-3  # close to the leading eigenvector; deterministic start
+    ncv = min(n, max(3 * k, k + 20))
+    for attempt in range(2):
+        try:
+            values, vectors = eigsh(operator, k=k, which="LA", tol=eigen_tol, v0=v0, ncv=ncv)
+            break
+        except ArpackNoConvergence as err:
+            stats["arpack_not_converged"] += 1
+            logger.warning(
+                "ARPACK did not converge on a cluster of %d items; using the %d converged vectors",
+                n,
+                err.eigenvectors.shape[1],
+            )
+            values, vectors = err.eigenvalues, err.eigenvectors
+            break
+        except ArpackError as err:  # e.g. "no shifts could be applied": a larger Krylov space helps
+            if attempt or ncv >= n:
+                raise
+            logger.info("ARPACK failed on a cluster of %d items (%s); retrying with ncv=%d", n, err, min(n, 2 * ncv))
+            ncv = min(n, 2 * ncv)
+    return values, vectors
+
+
+def collaborative_embeddings(
+    item_ids: np.ndarray, train_sequences: list[list[str]], dim: int, window: int = 5, regularization: float = 1.0
+) -> np.ndarray:
+    """Unit-length item vectors (``(n, dim)``) from the training co-occurrence graph: the ``dim`` leading eigenvectors
+    of its regularised normalised adjacency, each scaled by its eigenvalue so that the strongest co-occurrence
+    structure weighs most. Items consumed together get nearby vectors; items with no co-occurrence get zeros.
+    Fitted on training sequences only (no validation or test item is seen)."""
+    n = len(item_ids)
+    codes, lengths = flatten_sequences(item_ids, train_sequences)
+    graph = cooccurrence_graph(codes.astype(np.int32), lengths, n, window)
+    degree = np.asarray(graph.sum(axis=1), dtype=np.float64).ravel()
+    k = min(dim, n - 2)
+    values, vectors = spectral_embedding(graph, degree, k, regularization, 1e-4, {"arpack_not_converged": 0})
+    vectors = vectors * np.abs(values)[None, :]
+    vectors[degree == 0] = 0.0
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    return np.pad(vectors, ((0, 0), (0, dim - k))).astype(np.float32)
+
+
 @dataclass
 class CollaborativeIndexerConfig(IndexerConfig):
     """Args:
@@ -162,47 +224,6 @@ class CollaborativeIndexer(Indexer):
         return f"<{self.config.token_prefix}{level}_{number}>"
 
     # ------------------------------------------------------------------ clustering
-    def _spectral_embedding(self, graph: sp.csr_matrix, degree: np.ndarray, k: int, stats: dict) -> np.ndarray:
-        """Top-``k`` eigenvectors of the regularised normalised adjacency of ``graph`` (an (n, k) array)."""
-        n = graph.shape[0]
-        tau = self.config.regularization * float(degree.mean())
-        scaled = degree + tau
-        dinv = np.zeros(n)
-        dinv[scaled > 0] = 1.0 / np.sqrt(scaled[scaled > 0])
-        if n <= _DENSE_EIGEN_MAX:
-            matrix = graph.toarray().astype(np.float64) * dinv[:, None] * dinv[None, :]  # (n, n), n <= 256
-            _, vectors = np.linalg.eigh(matrix)
-            return vectors[:, -k:]
-
-        def matmat(x):  # float32 products keep the sparse matrix in its stored dtype (no per-call copy)
-            x = np.asarray(x).reshape(n, -1)
-            return (dinv[:, None] * (graph @ (dinv[:, None] * x).astype(np.float32))).astype(np.float64)
-
-        operator = LinearOperator((n, n), matvec=lambda x: matmat(x).ravel(), matmat=matmat, dtype=np.float64)
-        v0 = np.sqrt(scaled) + 1e-3  # close to the leading eigenvector; deterministic start
-        ncv = min(n, max(3 * k, k + 20))
-        for attempt in range(2):
-            try:
-                _, vectors = eigsh(operator, k=k, which="LA", tol=self.config.eigen_tol, v0=v0, ncv=ncv)
-                break
-            except ArpackNoConvergence as err:
-                stats["arpack_not_converged"] += 1
-                logger.warning(
-                    "ARPACK did not converge on a cluster of %d items; using the %d converged vectors",
-                    n,
-                    err.eigenvectors.shape[1],
-                )
-                vectors = err.eigenvectors
-                break
-            except ArpackError as err:  # e.g. "no shifts could be applied": a larger Krylov space helps
-                if attempt or ncv >= n:
-                    raise
-                logger.info(
-                    "ARPACK failed on a cluster of %d items (%s); retrying with ncv=%d", n, err, min(n, 2 * ncv)
-                )
-                ncv = min(n, 2 * ncv)
-        return vectors
-
     def _cluster_labels(self, graph: sp.csr_matrix, stats: dict) -> np.ndarray | None:
         """Labels in ``[0, k)`` for the members of ``graph``, or ``None`` if spectral clustering cannot split it."""
         from sklearn.cluster import KMeans
@@ -214,7 +235,9 @@ class CollaborativeIndexer(Indexer):
         n_core = int(core.sum())
         if n_core <= k:
             return None
-        vectors = self._spectral_embedding(graph, degree, min(k, n - 1), stats)
+        _, vectors = spectral_embedding(
+            graph, degree, min(k, n - 1), self.config.regularization, self.config.eigen_tol, stats
+        )
         embedding = vectors[core]
         norms = np.linalg.norm(embedding, axis=1)
         if embedding.shape[1] < 2 or not np.all(np.isfinite(embedding)) or norms.max() == 0:

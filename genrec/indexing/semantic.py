@@ -36,6 +36,7 @@ from genrec.indexing.base import (
     identifier_tokens,
     register_indexer,
 )
+from genrec.indexing.collaborative import collaborative_embeddings
 from genrec.indexing.quantizers import (
     QUANTIZERS,
     RQVAE,
@@ -112,6 +113,11 @@ class SemanticRQIndexerConfig(ContentIndexerConfig):
     sinkhorn_epsilon (`float`, defaults to 0.003): entropic regularisation on [0, 1]-scaled distances (LC-Rec: 0.003).
     sinkhorn_iterations (`int`, defaults to 50): Sinkhorn-Knopp iterations per assignment (LC-Rec: 50).
     sinkhorn_max_rounds (`int`, defaults to 20): assignment rounds before the rest is placed greedily.
+    collaborative_dims (`int`, defaults to 0): append this many dimensions of a spectral embedding of the training
+        co-occurrence graph (:func:`~genrec.indexing.collaborative.collaborative_embeddings`, window 5) to each
+        item's unit-length content vector, so that items consumed together share leading codes even when their text
+        says little (ML-100K titles). 0: content only, as in TIGER. Fitted on training sequences only; items added
+        later have no interactions and get zeros there.
     Plus the content options of :class:`ContentIndexerConfig`.
     """
 
@@ -131,6 +137,9 @@ class SemanticRQIndexerConfig(ContentIndexerConfig):
     sinkhorn_epsilon: float = field(default=0.003, metadata={"help": "Sinkhorn entropic regularisation."})
     sinkhorn_iterations: int = field(default=50, metadata={"help": "Sinkhorn-Knopp iterations per assignment."})
     sinkhorn_max_rounds: int = field(default=20, metadata={"help": "Sinkhorn rounds before greedy placement."})
+    collaborative_dims: int = field(
+        default=0, metadata={"help": "Co-occurrence (spectral) dimensions appended to the content vectors; 0: none."}
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -142,9 +151,16 @@ class SemanticRQIndexerConfig(ContentIndexerConfig):
             raise ValueError(f"num_levels must be between 1 and 25 (one letter per level), got {self.num_levels}")
         if self.codebook_size is not None and self.codebook_size < 2:
             raise ValueError(f"codebook_size must be >= 2, got {self.codebook_size}")
+        if self.collaborative_dims < 0:
+            raise ValueError(f"collaborative_dims must be >= 0, got {self.collaborative_dims}")
         if self.sinkhorn_epsilon <= 0 or self.sinkhorn_iterations < 1 or self.sinkhorn_max_rounds < 1:
             raise ValueError("sinkhorn_epsilon must be > 0 and sinkhorn_iterations / sinkhorn_max_rounds >= 1")
         self.hidden_dims = [int(h) for h in self.hidden_dims]
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0).astype(np.float32)
 
 
 def code_tokens(codes: np.ndarray, suffix: np.ndarray, letters: str) -> list[str]:
@@ -243,6 +259,13 @@ class SemanticRQIndexer(ContentIndexer):
     config_class = SemanticRQIndexerConfig
     letters = string.ascii_lowercase
 
+    def _with_collaborative(self, content: np.ndarray, item_ids: np.ndarray, train_sequences) -> np.ndarray:
+        """``content`` alone, or its unit rows beside ``collaborative_dims`` unit co-occurrence dimensions."""
+        dims = self.config.collaborative_dims
+        if not dims:
+            return content
+        return np.c_[_unit_rows(content), collaborative_embeddings(item_ids, train_sequences, dims)]
+
     def _quantizer(self, codebook_size: int) -> ResidualQuantizer:
         cfg = self.config
         if cfg.quantizer == "rqkmeans":
@@ -285,15 +308,16 @@ class SemanticRQIndexer(ContentIndexer):
         return tokens + [f"<{self.letters[L]}_{s}>" for s in range(suffix_size)]
 
     def fit(self, items: pd.DataFrame, train_sequences: list[list[str]], embeddings=None) -> ItemIndex:
-        """Fit on the content of every item of ``items``; ``train_sequences`` are not used (content only).
+        """Fit on the content of every item of ``items`` (plus training co-occurrence when ``collaborative_dims``).
 
         Args:
             items (`pd.DataFrame`): the catalog.
-            train_sequences (`list[list[str]]`): unused; accepted for the common :class:`Indexer` interface.
+            train_sequences (`list[list[str]]`): training histories; used only when ``collaborative_dims`` > 0.
             embeddings (`np.ndarray`, *optional*): item vectors aligned with ``items`` (overrides text encoding).
         """
         start = time.perf_counter()
-        X = self._embed(items, embeddings)
+        content = self._embed(items, embeddings)
+        X = self._with_collaborative(content, items["item_id"].astype(str).to_numpy(), train_sequences)
         embed_seconds = time.perf_counter() - start
         K = self.config.codebook_size or auto_codebook_size(len(X), self.config.num_levels)
         K = self._codebook_size(K, len(X))
@@ -332,7 +356,8 @@ class SemanticRQIndexer(ContentIndexer):
             "quantizer": quantizer.state_dict(),
             "suffix_size": suffix_size,
             "fallback_prefixes": fallback,
-            **self._embedding_state(X, embeddings),
+            "collaborative_dims": self.config.collaborative_dims,
+            **self._embedding_state(content, embeddings),
         }
         identifiers = code_tokens(final, suffix, self.letters)
         return self._make_index(items["item_id"], identifiers, self._tokens(K, suffix_size), state, stats)
@@ -349,6 +374,8 @@ class SemanticRQIndexer(ContentIndexer):
         state = index.state
         quantizer = quantizer_from_state(state["quantizer"])
         X = self._new_item_vectors(state, new_items, embeddings)
+        if state.get("collaborative_dims"):  # new items have no training interactions: zero co-occurrence part
+            X = np.c_[_unit_rows(X), np.zeros((len(X), state["collaborative_dims"]), dtype=np.float32)]
         Z = quantizer.latents(X)
         codes = quantizer.encode(X)
         existing = parse_code_tokens(index.identifiers, quantizer.num_levels, self.letters)
