@@ -46,9 +46,21 @@ def test_rows_equal_to_the_recipe_share_its_runs():
     assert by_label["random"].key != "p5_sid_t5"
     # a command-line override makes a different run of every recipe row
     assert quality.normalise(p5.rows[3], {"recipe": {"max_steps": 5}}).key != "p5_sid_t5"
+    codebook = {r.label: quality.normalise(r, {}) for r in quality.studies()["codebook"].rows}
+    assert codebook["auto (83 per level)"].key == "tiger_causal"  # the generative study's tiger_causal runs
     for study in quality.studies().values():
         labels = {r.label for r in study.rows}
         assert all(a in labels and b in labels for a, b in study.claims)
+
+
+@pytest.mark.parametrize("name", quality.recipe_names())
+def test_every_shipped_recipe_parses(name):
+    from genrec.indexing import build_indexer
+    from genrec.training import load_recipe
+
+    recipe = load_recipe(quality.RECIPES_DIR / f"{name}.yaml")
+    assert recipe.config.name == name
+    build_indexer(recipe.config.index_method, **recipe.config.index_options)  # its index options are valid
 
 
 def test_quick_run_writes_results_cards_and_plots(tmp_path, tiny_data):
