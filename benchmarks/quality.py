@@ -393,7 +393,7 @@ def _run_recipe(job: Job, data: InteractionData) -> dict:
     metrics["bundle"] = str(recipe.output_dir / "bundle")
     if recipe.config.evaluate_test:
         split = leave_one_out(data)
-        beams = max(report.EXCLUDE_SEEN_BEAMS, recipe.config.eval_num_beams)
+        beams = recipe.config.eval_num_beams  # seen items are forbidden during beam search: no extra beams needed
         options = dict(max_users=recipe.config.test_max_users, exclude_seen=True, num_beams=beams, batch_size=32)
         options["progress"] = False
         metrics["excluded"] = evaluate(recommender, split, "test", **options)

@@ -9,10 +9,10 @@ own virtualenv. Run it there (this script imports RecBole, never genrec)::
 
 Config: RecBole's own SASRec and overall defaults (hidden 64, 2 blocks, 2 heads, dropout 0.5, CE loss, max length
 50, batch 2048, Adam 1e-3, early stopping after 10 epochs on MRR@10; no negative sampling, which RecBole requires
-with CE), except the split, which is the genrec protocol: order by timestamp, leave-one-out (last item test, second-last validation), full ranking, K in 5/10/20.
-RecBole does not remove a user's history from the ranking for sequential models, so compare its numbers with the
-"seen items not excluded" table. The data is the ML-100K copy shipped inside the recbole wheel, the same files
-``genrec prepare movielens-100k`` reads offline.
+with CE), except the split, which is the genrec protocol: order by timestamp, leave-one-out (last item test,
+second-last validation), full ranking, K in 5/10/20. RecBole does not remove a user's history from the ranking for
+sequential models, so compare its numbers with the "seen items not excluded" table. The data is the ML-100K copy
+shipped inside the recbole wheel, the same files ``genrec prepare movielens-100k`` reads offline.
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ def _load_trusted(*args, **kwargs):
 
 torch.load = _load_trusted
 
-from recbole.quick_start import run_recbole  # noqa: E402  (after the torch.load patch)
-
 import recbole  # noqa: E402
+from recbole.quick_start import run_recbole  # noqa: E402  (after the torch.load patch)
 
 SPLIT = {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"}
 
@@ -62,8 +61,12 @@ def run(seed: int, threads: int, checkpoint_dir: str) -> dict:
     start = time.perf_counter()
     result = run_recbole(model="SASRec", dataset="ml-100k", config_dict=config)
     metrics = {key.lower(): float(value) for key, value in result["test_result"].items()}
-    return {"seed": seed, **metrics, "best_valid_mrr@10": float(result["best_valid_score"]),
-            "wall_seconds": round(time.perf_counter() - start, 1)}
+    return {
+        "seed": seed,
+        **metrics,
+        "best_valid_mrr@10": float(result["best_valid_score"]),
+        "wall_seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def main(argv=None) -> None:

@@ -54,9 +54,6 @@ def summarize(runs: list[dict]) -> dict:
     return out
 
 
-EXCLUDE_SEEN_BEAMS = 100
-
-
 def summarize_excluded(runs: list[dict]) -> dict:
     """:func:`summarize` of the runs' seen-items-excluded metrics (``run["excluded"]``), with their run's cost."""
     cost = ("parameters", "trainable_parameters", "train_seconds")
@@ -144,8 +141,9 @@ def render_results(result: dict) -> str:
         if any("ndcg@10" in m for _, m in excluded):
             parts += [
                 "",
-                f"Seen items excluded (`exclude_seen`; generative rows decode {EXCLUDE_SEEN_BEAMS} beams so that "
-                "enough unseen items remain; MovieLens users never rate a film twice):",
+                "Seen items excluded (`exclude_seen`: every item of the user's history is removed from the ranking; "
+                "generative rows forbid them in the trie during beam search; MovieLens users never rate a film "
+                "twice):",
                 "",
                 table(excluded),
             ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class _Request:
     user_id: Any = None
     has_user_id: bool = False
     as_dict: bool = False
+    seen: set[str] = field(default_factory=set)  # every known item of the history (exclude_seen)
 
 
 @dataclass
@@ -144,7 +145,7 @@ class NextItemRecommendationPipeline(Pipeline):
         if top_k is not None or num_beams is not None:
             self.recommender.resolve_k(top_k or 10, num_beams)  # warns once per call if either is capped
         if exclude_seen is not None:
-            postprocess["exclude_seen"] = bool(exclude_seen)
+            forward["exclude_seen"] = postprocess["exclude_seen"] = bool(exclude_seen)
         if unknown is not None:
             if unknown not in UNKNOWN_MODES:
                 raise ValueError(f"unknown must be one of {UNKNOWN_MODES}, got {unknown!r}")
@@ -162,6 +163,7 @@ class NextItemRecommendationPipeline(Pipeline):
 
     def preprocess(self, input_, unknown: str = "drop") -> dict:
         request = _parse_input(input_)
+        request.seen = self.recommender.seen_items(request.history)
         history, dropped = self.recommender.clean_history(request.history, unknown)
         self.unknown_dropped += dropped
         if not history:
@@ -173,7 +175,9 @@ class NextItemRecommendationPipeline(Pipeline):
         encoded = self.recommender.encode([history])  # padded to a batch by the pipeline's collate function
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"], "request": request}
 
-    def _forward(self, model_inputs: dict, top_k: int = 10, num_beams: int | None = None) -> dict:
+    def _forward(
+        self, model_inputs: dict, top_k: int = 10, num_beams: int | None = None, exclude_seen: bool = False
+    ) -> dict:
         requests = model_inputs["request"]
         requests = requests if isinstance(requests, list) else [requests]  # a list once batched by the collator
         _, num_beams = self.recommender.resolve_k(top_k, num_beams, warn=False)
@@ -182,7 +186,8 @@ class NextItemRecommendationPipeline(Pipeline):
         positions, scores = [], []
         for start in range(0, len(requests), step):
             part = {key: model_inputs[key][start : start + step] for key in ("input_ids", "attention_mask")}
-            part_positions, part_scores = self.recommender.generate_ranked(part, num_beams)
+            seen = [r.seen for r in requests[start : start + step]] if exclude_seen else None
+            part_positions, part_scores = self.recommender.generate_ranked(part, num_beams, seen=seen)
             positions += part_positions
             scores += part_scores
         return {"ranked": [_Ranked(r, p, s) for r, p, s in zip(requests, positions, scores)]}
@@ -191,9 +196,7 @@ class NextItemRecommendationPipeline(Pipeline):
         ranked = model_outputs["ranked"]
         ranked = ranked[0] if isinstance(ranked, list) else ranked  # batch_size=1 skips the pipeline's unbatching
         request = ranked.request
-        recs = self.recommender.to_recommendations(
-            request.history, ranked.positions, ranked.scores, top_k, exclude_seen
-        )
+        recs = self.recommender.to_recommendations(request.seen, ranked.positions, ranked.scores, top_k, exclude_seen)
         items = [_as_dict(r) for r in recs]
         if not request.as_dict:
             return items

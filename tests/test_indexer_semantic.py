@@ -335,7 +335,9 @@ def test_collaborative_dims_put_co_consumed_items_under_shared_codes():
     items = catalog(40)
     X = rng.normal(size=(40, 16)).astype(np.float32)
     group = np.arange(40) // 20
-    sequences = [[f"i{j}" for j in rng.permutation(np.flatnonzero(group == g))[:10]] for g in (0, 1) for _ in range(60)]
+    sequences = [
+        [f"i{j}" for j in rng.permutation(np.flatnonzero(group == g))[:10]] for g in (0, 1) for _ in range(60)
+    ]
     options = {"quantizer": "rqkmeans", "num_levels": 2, "codebook_size": 2, "dedup": "suffix"}
 
     def first_codes(index):

@@ -149,3 +149,15 @@ def test_same_mask_as_prefix_allowed_tokens_fn(trie):
     reference = PrefixConstrainedLogitsProcessor(make_prefix_allowed_tokens_fn(trie, prompt_length=1), num_beams=4)
     theirs = reference(input_ids, scores)
     assert torch.equal(ours, theirs)
+
+
+def test_banned_items_per_batch_entry():
+    """Rows are laid out entry-major (beam search): entry 0's ban applies to its 2 beams only."""
+    trie = ItemTrie(CATALOG, eos_token_id=EOS, pad_token_id=PAD)
+    processor = TrieConstrainedLogitsProcessor(trie, prompt_length=1, banned=[[5, 2], []], num_beams=2)
+    root = processor(torch.full((4, 1), PAD), _get_uniform_logits(4, VOCAB))
+    assert _allowed(root) == [[5, 9]] * 2 + [[5, 9, 13]] * 2
+    after_5 = processor(torch.tensor([[PAD, 5]] * 4), _get_uniform_logits(4, VOCAB))
+    assert _allowed(after_5) == [[6]] * 2 + [[6, 8]] * 2
+    with pytest.raises(ValueError, match="num_beams"):
+        TrieConstrainedLogitsProcessor(trie, prompt_length=1, num_beams=0)

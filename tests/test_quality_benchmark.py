@@ -67,7 +67,15 @@ def test_quick_run_writes_results_cards_and_plots(tmp_path, tiny_data):
     data_dir = tmp_path / "data"
     tiny_data.save(data_dir)
     out = tmp_path / "out"
-    args = ["--quick", "--data", str(data_dir), "--only", "pop,p5_sid_t5,causal_independent", "--output-root", str(out)]
+    args = [
+        "--quick",
+        "--data",
+        str(data_dir),
+        "--only",
+        "pop,p5_sid_t5,causal_independent",
+        "--output-root",
+        str(out),
+    ]
     result = quality.main([*args, "--seeds", "2", "--report", str(tmp_path / "cards"), "--recipe", "max_steps=3"])
 
     runs = result["runs"]

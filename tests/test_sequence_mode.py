@@ -44,7 +44,9 @@ def test_targets_line_up_with_identifier_tokens_and_each_item_is_a_target_once(t
         options["embeddings"] = np.random.default_rng(0).normal(size=(tiny_data.num_items, 8)).astype("float32")
     embeddings = options.pop("embeddings", None)
     indexer = build_indexer(method, **options)
-    index = indexer.fit(tiny_data.items, tiny_split.train, **({"embeddings": embeddings} if embeddings is not None else {}))
+    index = indexer.fit(
+        tiny_data.items, tiny_split.train, **({"embeddings": embeddings} if embeddings is not None else {})
+    )
     tokenizer, fmt = _format(index, tiny_data)
     sequence = tiny_split.train[0]
     rows = fmt.training_rows([sequence], window=3)
@@ -95,7 +97,12 @@ def test_free_eos_makes_closing_an_identifier_cost_nothing():
 def sequence_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("sequence")
     recipe = recipe_from_dict(
-        dict(data=str(save_synthetic_data(root)), output_dir=str(root / "run"), index_method="independent", **SEQUENCE_TINY)
+        dict(
+            data=str(save_synthetic_data(root)),
+            output_dir=str(root / "run"),
+            index_method="independent",
+            **SEQUENCE_TINY,
+        )
     )
     recommender, metrics = run_recipe(recipe)
     return root / "run" / "bundle", recommender, metrics

@@ -149,6 +149,19 @@ def test_bad_histories(t5_run):
     assert "i1" not in seen and "i2" not in seen
 
 
+def test_exclude_seen_forbids_the_whole_history_in_the_trie(t5_run):
+    """Beam search never spends a beam on a seen item, so k items come back even when the history (longer than the
+    prompt's max_history) covers the items the model likes most."""
+    _, recommender, _ = t5_run
+    favourites = recommender.recommend([["i1"]], k=10, num_beams=10)[0]
+    others = [i for i in recommender.index.item_ids if i not in favourites]
+    history = favourites + others[:-5]  # 5 items left; the favourites are older than what the prompt keeps
+    assert len(history) > recommender.config.max_history
+    recs = recommender.recommend([history], k=5, num_beams=5, exclude_seen=True)[0]
+    assert sorted(recs) == sorted(others[-5:])
+    assert recommender.recommend([recommender.index.item_ids], k=5, exclude_seen=True) == [[]]  # nothing left
+
+
 def test_recipe_rejects_unknown_task():
     with pytest.raises(ValueError, match="unknown task"):
         recipe_from_dict(dict(data="x", tasks="seqrec,nonsense"))

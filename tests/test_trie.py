@@ -205,3 +205,45 @@ def test_rank_items_errors(trie):
         rank_items(trie, seqs, None, num_return=2, k=2)
     with pytest.raises(ValueError, match="positive"):
         rank_items(trie, seqs, torch.zeros(4), num_return=2, k=0)
+
+
+def _blocked(trie, items) -> set[tuple[int, int]]:
+    nodes, tokens = trie.blocked_transitions(items)
+    return set(zip(nodes.tolist(), tokens.tolist()))
+
+
+def test_blocked_transitions_remove_only_banned_items(trie):
+    def node(*prefix):
+        return int(trie.walk(_ids([list(prefix)]))[0]) if prefix else 0
+
+    assert _blocked(trie, []) == set()
+    assert _blocked(trie, [5]) == {(node(), 13)}  # a one-item subtree: its edge from the root
+    assert _blocked(trie, [0]) == {(node(5, 6), EOS)}  # [5, 6] is a prefix of item 1: only its EOS goes
+    assert _blocked(trie, [0, 1]) == {(node(5), 6), (node(5, 6), 7)}  # the whole 5-6 subtree (and inside it)
+    assert (node(), 9) in _blocked(trie, [3, 4])  # 9-10-11 and 9-10-12: the edge into 9 goes
+    with pytest.raises(ValueError, match="item positions"):
+        trie.blocked_transitions([6])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_banned_items_are_never_completed_and_the_rest_stay_reachable(seed):
+    """Walk every allowed path of a random trie with a random ban: exactly the unbanned items can be spelled."""
+    rng = np.random.default_rng(seed)
+    catalog = {tuple(rng.integers(3, 9, size=rng.integers(1, 4)).tolist()) for _ in range(60)}
+    catalog = sorted(catalog)
+    trie = ItemTrie(catalog, eos_token_id=EOS, pad_token_id=PAD)
+    banned = set(rng.choice(len(catalog), size=len(catalog) // 3, replace=False).tolist())
+    blocked = _blocked(trie, banned)
+
+    reachable, frontier = set(), [((), 0)]
+    while frontier:
+        prefix, node = frontier.pop()
+        for token in trie.allowed(list(prefix)):
+            if (node, token) in blocked:
+                continue
+            if token == EOS:
+                reachable.add(trie.item_of(list(prefix)))
+                continue
+            child = int(trie.walk(torch.tensor([list(prefix) + [token]]))[0])
+            frontier.append((prefix + (token,), child))
+    assert reachable == set(range(len(catalog))) - banned

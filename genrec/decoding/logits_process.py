@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from transformers.generation import LogitsProcessor
 
@@ -41,6 +42,12 @@ class TrieConstrainedLogitsProcessor(LogitsProcessor):
             probability 0, so ending an identifier costs nothing. For models that never learned to emit EOS after an
             identifier (sequence mode, where the next identifier follows instead); scores then rank items by the
             probability of their identifier tokens alone.
+        banned (`list[list[int]]`, *optional*):
+            per batch entry, catalog positions of items that must not be generated (e.g. the user's history, for
+            ``exclude_seen``): their last transitions are removed from the trie for that entry's rows
+            (:meth:`ItemTrie.blocked_transitions`), so beam search spends no beam on them.
+        num_beams (`int`, *optional*, defaults to 1):
+            rows per batch entry (beam search lays rows out entry-major), used to match rows to ``banned``.
 
     Examples:
 
@@ -72,14 +79,36 @@ class TrieConstrainedLogitsProcessor(LogitsProcessor):
     # Needs each row's full generated history and a fixed prompt width, which continuous batching does not give.
     supports_continuous_batching = False
 
-    def __init__(self, trie: ItemTrie, prompt_length: int, free_eos: bool = False):
+    def __init__(
+        self,
+        trie: ItemTrie,
+        prompt_length: int,
+        free_eos: bool = False,
+        banned: Sequence[Sequence[int]] | None = None,
+        num_beams: int = 1,
+    ):
         if not isinstance(trie, ItemTrie):
             raise ValueError(f"`trie` has to be an `ItemTrie`, got {type(trie).__name__}")
         if isinstance(prompt_length, bool) or not isinstance(prompt_length, int) or prompt_length < 0:
             raise ValueError(f"`prompt_length` (={prompt_length!r}) has to be a non-negative integer")
+        if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
+            raise ValueError(f"`num_beams` (={num_beams!r}) has to be a positive integer")
         self.trie = trie
         self.prompt_length = prompt_length
         self.free_eos = free_eos
+        self.num_beams = num_beams
+        self._blocked_keys, self._blocked_tokens = self._blocked(banned or [])
+
+    def _blocked(self, banned: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys ``entry * num_nodes + node`` and tokens of the transitions each batch entry may not take."""
+        keys, tokens = [], []
+        for entry, items in enumerate(banned):
+            nodes, entry_tokens = self.trie.blocked_transitions(items)
+            keys.append(entry * self.trie.num_nodes + nodes)
+            tokens.append(entry_tokens)
+        if not keys:
+            return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        return torch.from_numpy(np.concatenate(keys)), torch.from_numpy(np.concatenate(tokens))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if input_ids.dim() != 2 or scores.dim() != 2 or input_ids.shape[0] != scores.shape[0]:
@@ -105,6 +134,8 @@ class TrieConstrainedLogitsProcessor(LogitsProcessor):
                 "was built with token ids the model's vocabulary does not have (different tokenizer, or the "
                 "embeddings were not resized after adding the identifier tokens)"
             )
+        if self._blocked_keys.numel():
+            self._remove_blocked(mask, nodes)
         # a new tensor; `scores` is left untouched
         scores_processed = torch.where(mask, scores, -float("inf"))
         if self.free_eos:
@@ -112,6 +143,18 @@ class TrieConstrainedLogitsProcessor(LogitsProcessor):
             only_eos = mask[:, eos] & (mask.sum(dim=1) == 1)
             scores_processed[only_eos, eos] = 0.0
         return scores_processed
+
+    def _remove_blocked(self, mask: torch.Tensor, nodes: torch.Tensor) -> None:
+        """Clear the banned transitions of each row's batch entry in ``mask`` (in place)."""
+        device = mask.device
+        keys, tokens = self._blocked_keys.to(device), self._blocked_tokens.to(device)
+        entry = torch.arange(mask.shape[0], device=device) // self.num_beams
+        row_keys = torch.where(nodes >= 0, entry * self.trie.num_nodes + nodes, -1)  # (N,)
+        rows, blocked = (row_keys[:, None] == keys[None, :]).nonzero(as_tuple=True)
+        keep = tokens[blocked] < mask.shape[1]
+        mask[rows[keep], tokens[blocked][keep]] = False
+        nothing_left = ~mask.any(dim=1)  # every item was banned (a history that covers the catalog)
+        mask[nothing_left, self.trie.eos_token_id] = True  # EOS here ends the row as invalid: it ranks nothing
 
 
 def make_prefix_allowed_tokens_fn(trie: ItemTrie, prompt_length: int) -> Callable[[int, torch.Tensor], list[int]]:

@@ -60,7 +60,8 @@ class SetVocabulary:
 
 def score_set_items(log_probs: torch.Tensor, item_table: torch.Tensor, weights: Sequence[float]) -> torch.Tensor:
     """(B, num_items) scores from per-position log-probabilities ``log_probs`` (B, positions, Vmax) and the
-    (num_items, positions) ``item_table`` of :class:`SetVocabulary`: ``sum_p weights[p] * log_probs[b, p, table[i, p]]``.
+    (num_items, positions) ``item_table`` of :class:`SetVocabulary`:
+    ``sum_p weights[p] * log_probs[b, p, table[i, p]]``.
     """
     scores = torch.zeros(log_probs.shape[0], item_table.shape[0], device=log_probs.device)  # (B, I)
     for p, weight in enumerate(weights):

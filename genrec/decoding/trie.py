@@ -118,6 +118,8 @@ class ItemTrie:
             raise AssertionError("internal error: trie transition keys are not strictly increasing")
         terminal_item = np.full(num_nodes, -1, dtype=np.int64)
         terminal_item[node_at[np.arange(num_items), row_lengths]] = order
+        item_path = np.empty_like(node_at)  # nodes each item passes through (depth 0..L, -1 past its end)
+        item_path[order] = node_at
 
         self.num_items = int(num_items)
         self.max_length = int(max_length)
@@ -133,6 +135,10 @@ class ItemTrie:
         self._np_edge_token = edge_token
         self._np_child_ptr = self._child_ptr.numpy()
         self._np_terminal_item = terminal_item
+        self._np_edge_parent = edge_parent
+        self._np_item_path = item_path
+        self._np_item_lengths = lengths
+        self._np_items_below = np.bincount(node_at[node_at >= 0], minlength=num_nodes)  # items in each subtree
         logger.info(
             "built item trie: %d items, %d nodes, max length %d in %.2fs",
             self.num_items,
@@ -251,6 +257,25 @@ class ItemTrie:
         mask = torch.zeros(unique_nodes.shape[0], vocab_size, dtype=torch.bool, device=self.device)  # (U, V)
         mask[rows, cols] = True
         return mask[inverse]  # (N, V)
+
+    def blocked_transitions(self, items: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(nodes, tokens)`` to forbid so that no identifier of ``items`` (catalog positions) can be completed:
+        the edge into every subtree whose items are all in ``items``, and EOS at the end of an item of ``items``
+        whose identifier is also the prefix of other items. Whatever is left still leads to an allowed item, so
+        beam search never walks into a dead end."""
+        items = np.unique(np.asarray(list(items), dtype=np.int64))
+        if len(items) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        if items.min() < 0 or items.max() >= self.num_items:
+            raise ValueError(f"item positions must be in [0, {self.num_items}), got {items.min()}..{items.max()}")
+        paths = self._np_item_path[items][:, 1:]  # depth >= 1
+        banned_below = np.bincount(paths[paths >= 0], minlength=self.num_nodes)
+        full = np.flatnonzero((banned_below == self._np_items_below) & (banned_below > 0))  # never the root
+        ends = self._np_item_path[items, self._np_item_lengths[items]]
+        ends = ends[banned_below[ends] < self._np_items_below[ends]]  # prefix identifiers: only their EOS goes
+        nodes = np.concatenate([self._np_edge_parent[full - 1], ends])  # edge j leads to node j + 1
+        tokens = np.concatenate([self._np_edge_token[full - 1], np.full(len(ends), self.eos_token_id)])
+        return nodes, tokens
 
     def decode_tensor(self, generated: torch.Tensor) -> torch.Tensor:
         """Item position per row (-1 if none), reading tokens up to the first EOS/pad."""

@@ -78,6 +78,7 @@ class ItemIndex:
         if len(self.item_ids) != len(self.identifiers):
             raise ItemIndexError(f"{len(self.item_ids)} item ids but {len(self.identifiers)} identifiers")
         self._by_item = {item: ident for item, ident in zip(self.item_ids, self.identifiers)}
+        self._position = {item: i for i, item in enumerate(self.item_ids)}
         if len(self._by_item) != len(self.item_ids):
             raise ItemIndexError(f"duplicate item ids in the index: {_first_duplicates(self.item_ids)}")
         self._by_identifier = {ident: item for item, ident in zip(self.item_ids, self.identifiers)}
@@ -96,6 +97,13 @@ class ItemIndex:
     def identifier(self, item_id: str) -> str:
         try:
             return self._by_item[item_id]
+        except KeyError:
+            raise KeyError(f"item {item_id!r} is not in this {self.method} index ({len(self)} items)") from None
+
+    def position(self, item_id: str) -> int:
+        """The item's place in index order (its row in the trie, the set head and ranking outputs)."""
+        try:
+            return self._position[item_id]
         except KeyError:
             raise KeyError(f"item {item_id!r} is not in this {self.method} index ({len(self)} items)") from None
 

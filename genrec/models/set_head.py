@@ -1,5 +1,5 @@
-"""The SETRec model (Lin et al. 2025, *Order-agnostic Identifier for LLM-based Generative Recommendation*): the whole token
-set of the next item comes out of **one** forward pass.
+"""The SETRec model (Lin et al. 2025, *Order-agnostic Identifier for LLM-based Generative Recommendation*): the whole
+token set of the next item comes out of **one** forward pass.
 
 An item of a ``set`` index (:mod:`genrec.indexing.set`) is an unordered set of tokens, one per *position* (a CF token
 and several semantic tokens), each position with its own vocabulary. :class:`SetRecModel` appends one learnable

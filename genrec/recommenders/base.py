@@ -170,6 +170,11 @@ class GenerativeRecommender:
             raise KeyError(f"{dropped} item(s) of the history are not in the index, e.g. {bad}")
         return known[-self.config.max_history :], dropped
 
+    def seen_items(self, history: Sequence[str]) -> set[str]:
+        """Every indexed item of ``history`` (what ``exclude_seen`` removes; the prompt keeps only the last
+        ``max_history``)."""
+        return {str(i) for i in history if str(i) in self.index}
+
     def clean_histories(self, histories: Sequence[Sequence[str]], unknown: str = "drop") -> list[list[str]]:
         """:meth:`clean_history` for a batch; raises ``ValueError`` naming the first history left empty (or given
         as a bare string: ``["172"]`` is one history of three one-character items, not ``[["172"]]``)."""
@@ -208,7 +213,8 @@ class GenerativeRecommender:
 
         Args:
             k: items per history. num_beams: beams (≥ k; default the bundle's, 20; ignored by set decoding).
-            exclude_seen: drop items already in the history (beam search may then return fewer than ``k``).
+            exclude_seen: never recommend an item of the history (all of it, not only the ``max_history`` items the
+                prompt keeps); trie decoding forbids them during beam search, so ``k`` items still come back.
             unknown: ``"drop"`` unknown history items (logged with a count) or ``"error"``.
             options: passed to the kind's ``generate_ranked`` (e.g. ``cf_score_weight`` for set decoding).
         ``k`` above the catalog size, or a beam count beyond :func:`decode_memory_budget`, is capped with a warning
@@ -220,16 +226,20 @@ class GenerativeRecommender:
         """
         k, num_beams = self.resolve_k(k, num_beams)
         batch_size = min(check_k(batch_size, "batch_size"), self.histories_per_call(num_beams))
+        if isinstance(histories, Iterable) and not isinstance(histories, (str, bytes, Mapping)):
+            histories = list(histories)  # read twice: cleaned for the prompt, whole for exclude_seen
         cleaned = self.clean_histories(histories, unknown)
 
         self.model.eval()
         results: list[list[Recommendation]] = []
         for start in range(0, len(cleaned), batch_size):
             batch = cleaned[start : start + batch_size]
-            seen = [set(h) for h in batch] if exclude_seen else None
+            # the whole history, not only the max_history items the prompt keeps
+            whole = histories[start : start + batch_size]
+            seen = [self.seen_items(h) for h in whole] if exclude_seen else None
             positions, scores = self.generate_ranked(self.encode(batch), num_beams, seen=seen, **options)
-            for history, item_positions, item_scores in zip(batch, positions, scores):
-                results.append(self.to_recommendations(history, item_positions, item_scores, k, exclude_seen))
+            for items, item_positions, item_scores in zip(seen or whole, positions, scores):
+                results.append(self.to_recommendations(items, item_positions, item_scores, k, exclude_seen))
         return results
 
     def bytes_per_beam(self, prompt_tokens: int | None = None) -> int:
@@ -296,10 +306,10 @@ class GenerativeRecommender:
         )
 
     def to_recommendations(
-        self, history: Sequence[str], positions: Sequence[int], scores: Sequence[float], k: int, exclude_seen: bool
+        self, history: Iterable[str], positions: Sequence[int], scores: Sequence[float], k: int, exclude_seen: bool
     ) -> list[Recommendation]:
         """The first ``k`` ranked items as :class:`Recommendation` (skipping ``history`` items if ``exclude_seen``)."""
-        seen = set(history) if exclude_seen else ()
+        seen = {str(i) for i in history} if exclude_seen else ()
         recs = []
         for pos, score in zip(positions, scores):
             item = self.index.item_ids[pos]

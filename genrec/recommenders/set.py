@@ -68,7 +68,6 @@ class SetRecommender(GenerativeRecommender):
                 f"{len(self.vocabulary.positions)} positions"
             )
         self._item_table = self.vocabulary.item_table.to(self.device)  # (I, n)
-        self._position_of = {item: i for i, item in enumerate(self.index.item_ids)}
 
     def _move_decoder(self, device) -> None:
         self._item_table = self._item_table.to(device)
@@ -90,7 +89,7 @@ class SetRecommender(GenerativeRecommender):
         ``cf_score_weight`` overrides the bundle's weight of the CF token in item scores."""
         scores = self.score_items(encoded, cf_score_weight)
         for row, items in enumerate(seen or ()):
-            scores[row, [self._position_of[i] for i in items]] = float("-inf")
+            scores[row, [self.index.position(i) for i in items]] = float("-inf")
         top = scores.topk(min(num_beams, scores.shape[1]), dim=1)
         positions, values = [], []
         for row_positions, row_values in zip(top.indices.tolist(), top.values.tolist()):

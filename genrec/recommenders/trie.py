@@ -54,7 +54,7 @@ class TrieRecommender(GenerativeRecommender):
     def generate_ranked(
         self, encoded, num_beams: int, seen: Sequence[set[str]] | None = None, **options
     ) -> tuple[list[list[int]], list[list[float]]]:
-        """Trie-constrained beam search on an encoded batch (``seen`` items are filtered by the caller)."""
+        """Trie-constrained beam search on an encoded batch; ``seen`` items (per row) are forbidden in the trie."""
         if options:
             raise TypeError(f"unexpected option(s) {sorted(options)} for trie decoding")
         input_ids = encoded["input_ids"].to(self.device)
@@ -62,13 +62,14 @@ class TrieRecommender(GenerativeRecommender):
         prompt_length = 1 if self.config.kind == SEQ2SEQ else input_ids.shape[1]
         # a sequence model never learned to end an identifier with EOS: the closing EOS must not change the scores
         free_eos = self.sequence_format is not None
+        banned = [[self.index.position(i) for i in items] for items in seen] if seen else None
         extra = {}
         if self.config.kind == CAUSAL and num_beams > 1:
             extra["cache"] = self.prefill(input_ids, attention_mask, num_beams)
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            logits_processor=[TrieConstrainedLogitsProcessor(self.trie, prompt_length, free_eos=free_eos)],
+            logits_processor=[TrieConstrainedLogitsProcessor(self.trie, prompt_length, free_eos, banned, num_beams)],
             num_beams=num_beams,
             num_return_sequences=num_beams,
             max_new_tokens=self.trie.max_length + 1,
