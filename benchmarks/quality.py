@@ -452,6 +452,26 @@ def run_jobs(jobs: list[Job], workers: int, threads: int) -> dict[str, list[dict
     return results
 
 
+def rescore_excluded(jobs: list[Job]) -> None:
+    """Re-score the seen-items-excluded table of cached recipe runs from their saved bundles (after a change to how
+    ``exclude_seen`` decodes), with the run's own beam count; the main metrics are kept."""
+    from genrec.recommenders import GenerativeRecommender
+
+    for job in jobs:
+        run = json.loads(job.result_path.read_text()) if job.result_path.is_file() else {}
+        if "bundle" not in run or "excluded" not in run:
+            continue
+        recommender = GenerativeRecommender.from_pretrained(run["bundle"])
+        split = leave_one_out(InteractionData.load(job.data))
+        beams = recommender.config.num_beams
+        run["excluded"] = evaluate(
+            recommender, split, "test", max_users=job.max_users, exclude_seen=True, num_beams=beams, progress=False
+        )
+        atomic_write_json(job.result_path, run)
+        excluded = run["excluded"]["ndcg@10"]
+        print(f"re-scored {job.row.key} seed {job.seed}: excluded N@10 {excluded:.4f}", file=sys.stderr)
+
+
 def _log_done(job: Job, result: dict) -> None:
     shown = {k: result[k] for k in ("ndcg@10", "recall@10", "train_seconds", "not_run") if k in result}
     print(f"\ndone {job.row.label} [{job.row.key}] seed {job.seed}: {shown}", file=sys.stderr)
@@ -462,7 +482,7 @@ def beam_sweep(bundle: str, data: str, output_root: str, max_users: int | None) 
     path = beams_cache(output_root)
     if path.is_file() and json.loads(path.read_text()).get("bundle") == bundle:
         return json.loads(path.read_text())
-    from genrec.recommender import GenerativeRecommender
+    from genrec.recommenders import GenerativeRecommender
 
     recommender = GenerativeRecommender.from_pretrained(bundle)
     split = leave_one_out(InteractionData.load(data))
@@ -513,6 +533,8 @@ def main(argv: list[str] | None = None) -> dict:
                     jobs.append(Job(r, seed, args.budget, str(data_dir), str(output_root), args.max_users))
     if args.cached_only:
         jobs = [j for j in jobs if j.result_path.is_file()]
+    if args.rescore_excluded:
+        rescore_excluded(jobs)
     started = time.time()
     results = run_jobs(jobs, args.jobs, args.threads)
 
@@ -630,6 +652,11 @@ def make_parser() -> argparse.ArgumentParser:
         "--cached-only",
         action="store_true",
         help="train nothing: report the runs already cached (rows show their seeds)",
+    )
+    parser.add_argument(
+        "--rescore-excluded",
+        action="store_true",
+        help="first re-score the seen-items-excluded metrics of cached recipe runs from their bundles",
     )
     parser.add_argument(
         "--jobs", type=int, default=None, help="runs in parallel, each in its own process (default 1; 2 with --quick)"

@@ -96,3 +96,10 @@ def test_quick_run_writes_results_cards_and_plots(tmp_path, tiny_data):
     # cached: a second call trains nothing and gives the same numbers
     again = quality.main([*args, "--seeds", "2", "--recipe", "max_steps=3"])
     assert again["runs"] == runs
+
+    # re-scoring the excluded table reloads each bundle: same main metrics, the same excluded scores (same code)
+    rescored = quality.main([*args, "--seeds", "2", "--recipe", "max_steps=3", "--cached-only", "--rescore-excluded"])
+    for key in (recipe_key, sequence_key):
+        assert [r["ndcg@10"] for r in rescored["runs"][key]] == [r["ndcg@10"] for r in runs[key]]
+        for before, after in zip(runs[key], rescored["runs"][key]):
+            assert after["excluded"]["ndcg@10"] == pytest.approx(before["excluded"]["ndcg@10"], abs=1e-6)
