@@ -14,23 +14,17 @@ Users and items with fewer than --k-core reviews are removed, repeatedly, until 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 
-from genrec.data.prepare import prepare_dataset
+from genrec.data.prepare import prepare_dataset, run_prepare_script
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.category:
-        data = prepare_dataset(f"amazon-{args.category}-{args.version}", k_core=args.k_core)
-    else:
-        data = prepare_dataset(args.reviews, fmt=f"amazon-{args.version}", k_core=args.k_core, meta_path=args.meta)
-    data.save(args.out)
-    stats = data.stats()
-    print(json.dumps(stats, indent=2))
-    return stats
+    def prepare(args):
+        if args.category:
+            return prepare_dataset(f"amazon-{args.category}-{args.version}", k_core=args.k_core)
+        return prepare_dataset(args.reviews, fmt=f"amazon-{args.version}", k_core=args.k_core, meta_path=args.meta)
+
+    return run_prepare_script(make_parser(), prepare, argv)
 
 
 def make_parser() -> argparse.ArgumentParser:

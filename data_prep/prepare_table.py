@@ -10,15 +10,15 @@ Timestamps may be numbers or date strings; without --time-col, file order is the
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 
-from genrec.data.prepare import prepare_dataset
+from genrec.data.prepare import prepare_dataset, run_prepare_script
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_prepare_script(make_parser(), _prepare, argv)
+
+
+def _prepare(args):
     columns = {"user_id": args.user_col, "item_id": args.item_col, "timestamp": args.time_col}
     if args.rating_col:
         columns["rating"] = args.rating_col
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.title_col:
             item_columns["title"] = args.title_col
         item_columns.update({name: name for name in args.item_text_cols})
-    data = prepare_dataset(
+    return prepare_dataset(
         args.interactions,
         fmt="table",
         k_core=args.k_core,
@@ -38,10 +38,6 @@ def main(argv: list[str] | None = None) -> dict:
         item_columns=item_columns,
         sep=args.sep,
     )
-    data.save(args.out)
-    stats = data.stats()
-    print(json.dumps(stats, indent=2))
-    return stats
 
 
 def make_parser() -> argparse.ArgumentParser:

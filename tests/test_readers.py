@@ -296,12 +296,35 @@ SCRIPTS = [
 ]
 
 
-@pytest.mark.parametrize("script, argv, expected", SCRIPTS)
-def test_data_prep_scripts(tmp_path, monkeypatch, script, argv, expected):
-    spec = importlib.util.spec_from_file_location(script[:-3], Path(__file__).parents[1] / "data_prep" / script)
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name[:-3], Path(__file__).parents[1] / "data_prep" / name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("script, argv, expected", SCRIPTS)
+def test_data_prep_scripts(tmp_path, monkeypatch, script, argv, expected):
+    module = _script(script)
     monkeypatch.chdir(FIXTURES)
     stats = module.main(argv + ["--out", str(tmp_path / "out")])
     assert (stats["users"], stats["items"], stats["interactions"]) == expected
     assert InteractionData.load(tmp_path / "out").stats() == stats
+    assert module.main(argv + ["--out", str(tmp_path / "out")]) == stats  # its own previous output is replaced
+
+
+def test_data_prep_script_refuses_foreign_output_without_a_traceback(tmp_path, monkeypatch, capsys):
+    module = _script("prepare_recbole.py")
+    monkeypatch.chdir(FIXTURES)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--path", "recbole/tiny", "--out", str(out)])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.startswith("error: ")
+    assert (out / "notes.txt").read_text() == "mine"
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--path", "recbole/missing", "--out", str(tmp_path / "other")])
+    assert exit_info.value.code == 2 and not (tmp_path / "other").exists()
+    module.main(["--path", "recbole/tiny", "--out", str(out), "--overwrite"])
+    assert InteractionData.load(out).stats()["interactions"] == 6

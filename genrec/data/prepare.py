@@ -6,7 +6,9 @@ scripts call it too, so every prepared dataset goes through the same readers and
 
 from __future__ import annotations
 
+import argparse
 import inspect
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +23,8 @@ from genrec.data.readers import (
     read_recbole_atomic,
     read_table,
 )
-from genrec.data.schema import DataError, InteractionData
+from genrec.data.schema import DATASET_KIND, DataError, InteractionData, is_prepared_dataset
+from genrec.utils import check_output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -179,3 +182,25 @@ def _check_options(fmt: str, reader: Callable, options: dict) -> None:
 
 
 __all__ = ["DATASETS", "READERS", "detect_format", "prepare_dataset"]
+
+
+def run_prepare_script(
+    parser: argparse.ArgumentParser, prepare: Callable[[argparse.Namespace], InteractionData], argv=None
+) -> dict:
+    """The body shared by the ``data_prep/`` scripts: parse, refuse an ``--out`` that holds someone else's files
+    before the slow part (unless ``--overwrite``), prepare, save atomically, print the statistics. Bad input or a
+    refused output ends with ``error: ...`` and exit status 2, not a traceback."""
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace --out even if it holds files genrec did not write"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        check_output_dir(args.out, DATASET_KIND, args.overwrite, is_prepared_dataset)
+        data = prepare(args)
+        data.save(args.out, overwrite=args.overwrite)
+    except (OSError, DataError) as err:
+        parser.exit(2, f"error: {err}\n")
+    stats = data.stats()
+    print(json.dumps(stats, indent=2))
+    return stats
