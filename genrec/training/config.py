@@ -64,7 +64,8 @@ class RecipeConfig:
         default=SCRATCH_T5,
         metadata={
             "help": f"'{SCRATCH_T5}' / '{SCRATCH_CAUSAL}' (built from a config, identifier tokens only), or a hub "
-            "id / local dir / .gguf file / package://PKG/FILE.gguf to fine-tune."
+            "id / local dir / .gguf file / package://PKG/FILE.gguf (package://PKG_GLOB/FILE_GLOB: a GGUF split across "
+            "packages, joined once into the cache) to fine-tune."
         },
     )
     t5_num_layers: int = field(default=4, metadata={"help": "Scratch T5: encoder layers (TIGER: 4)."})
