@@ -53,7 +53,7 @@ def run(seed: int, threads: int, checkpoint_dir: str) -> dict:
         "data_path": str(Path(recbole.__file__).parent / "dataset_example"),
         "checkpoint_dir": checkpoint_dir,
         "eval_args": SPLIT,
-        "metrics": ["Recall", "NDCG"],
+        "metrics": ["Recall", "NDCG", "MRR"],  # MRR@10 is RecBole's default early-stopping metric
         "topk": [5, 10, 20],
         "show_progress": False,
         "train_neg_sample_args": None,  # RecBole refuses its own default (1 uniform negative) with loss_type CE
