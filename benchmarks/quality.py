@@ -393,11 +393,15 @@ def _run_recipe(job: Job, data: InteractionData) -> dict:
     metrics["bundle"] = str(recipe.output_dir / "bundle")
     if recipe.config.evaluate_test:
         split = leave_one_out(data)
-        beams = recipe.config.eval_num_beams  # seen items are forbidden during beam search: no extra beams needed
-        options = dict(max_users=recipe.config.test_max_users, exclude_seen=True, num_beams=beams, batch_size=32)
-        options["progress"] = False
-        metrics["excluded"] = evaluate(recommender, split, "test", **options)
+        metrics["excluded"] = excluded_metrics(recommender, split, recipe.config.test_max_users)
     return metrics
+
+
+def excluded_metrics(recommender, split, max_users: int | None) -> dict:
+    """Test metrics with seen items excluded, decoded with the bundle's own beam count (seen items are forbidden
+    during beam search, so no extra beams are needed)."""
+    options = dict(max_users=max_users, num_beams=recommender.config.num_beams, batch_size=32, progress=False)
+    return evaluate(recommender, split, "test", exclude_seen=True, **options)
 
 
 def job_command(job: Job) -> str:
@@ -457,16 +461,15 @@ def rescore_excluded(jobs: list[Job]) -> None:
     ``exclude_seen`` decodes), with the run's own beam count; the main metrics are kept."""
     from genrec.recommenders import GenerativeRecommender
 
+    splits: dict[str, object] = {}  # one load and split per dataset, not per run
     for job in jobs:
         run = json.loads(job.result_path.read_text()) if job.result_path.is_file() else {}
         if "bundle" not in run or "excluded" not in run:
             continue
+        if job.data not in splits:
+            splits[job.data] = leave_one_out(InteractionData.load(job.data))
         recommender = GenerativeRecommender.from_pretrained(run["bundle"])
-        split = leave_one_out(InteractionData.load(job.data))
-        beams = recommender.config.num_beams
-        run["excluded"] = evaluate(
-            recommender, split, "test", max_users=job.max_users, exclude_seen=True, num_beams=beams, progress=False
-        )
+        run["excluded"] = excluded_metrics(recommender, splits[job.data], job.max_users)
         atomic_write_json(job.result_path, run)
         excluded = run["excluded"]["ndcg@10"]
         print(f"re-scored {job.row.key} seed {job.seed}: excluded N@10 {excluded:.4f}", file=sys.stderr)

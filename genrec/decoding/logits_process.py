@@ -147,7 +147,9 @@ class TrieConstrainedLogitsProcessor(LogitsProcessor):
     def _remove_blocked(self, mask: torch.Tensor, nodes: torch.Tensor) -> None:
         """Clear the banned transitions of each row's batch entry in ``mask`` (in place)."""
         device = mask.device
-        keys, tokens = self._blocked_keys.to(device), self._blocked_tokens.to(device)
+        if self._blocked_keys.device != device:  # once, like the trie itself
+            self._blocked_keys, self._blocked_tokens = self._blocked_keys.to(device), self._blocked_tokens.to(device)
+        keys, tokens = self._blocked_keys, self._blocked_tokens
         entry = torch.arange(mask.shape[0], device=device) // self.num_beams
         row_keys = torch.where(nodes >= 0, entry * self.trie.num_nodes + nodes, -1)  # (N,)
         rows, blocked = (row_keys[:, None] == keys[None, :]).nonzero(as_tuple=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from genrec.utils import atomic_write_json, check_output_file
@@ -24,6 +25,11 @@ from genrec.utils import atomic_write_json, check_output_file
 logger = logging.getLogger(__name__)
 
 INDEX_FORMAT_VERSION = 1
+
+
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; all-zero rows (no signal) stay zero."""
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
 
 
 def identifier_tokens(identifier: str) -> list[tuple[str, int]]:

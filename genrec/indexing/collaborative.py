@@ -36,7 +36,7 @@ from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from genrec.indexing.base import Indexer, IndexerConfig, ItemIndex, ItemIndexError, register_indexer
+from genrec.indexing.base import Indexer, IndexerConfig, ItemIndex, ItemIndexError, register_indexer, unit_rows
 from genrec.indexing.sequential import flatten_sequences
 
 logger = logging.getLogger(__name__)
@@ -97,8 +97,13 @@ def water_fill(sizes: np.ndarray, extra: int) -> np.ndarray:
 
 
 def spectral_embedding(
-    graph: sp.csr_matrix, degree: np.ndarray, k: int, regularization: float, eigen_tol: float, stats: dict
-) -> np.ndarray:
+    graph: sp.csr_matrix,
+    degree: np.ndarray,
+    k: int,
+    regularization: float,
+    eigen_tol: float,
+    stats: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` eigenpairs of the regularised normalised adjacency of ``graph``: ``(values (k,), vectors (n, k))``."""
     n = graph.shape[0]
     tau = regularization * float(degree.mean())
@@ -122,7 +127,8 @@ def spectral_embedding(
             values, vectors = eigsh(operator, k=k, which="LA", tol=eigen_tol, v0=v0, ncv=ncv)
             break
         except ArpackNoConvergence as err:
-            stats["arpack_not_converged"] += 1
+            if stats is not None:
+                stats["arpack_not_converged"] += 1
             logger.warning(
                 "ARPACK did not converge on a cluster of %d items; using the %d converged vectors",
                 n,
@@ -150,11 +156,10 @@ def collaborative_embeddings(
     graph = cooccurrence_graph(codes.astype(np.int32), lengths, n, window)
     degree = np.asarray(graph.sum(axis=1), dtype=np.float64).ravel()
     k = min(dim, n - 2)
-    values, vectors = spectral_embedding(graph, degree, k, regularization, 1e-4, {"arpack_not_converged": 0})
+    values, vectors = spectral_embedding(graph, degree, k, regularization, 1e-4)
     vectors = vectors * np.abs(values)[None, :]
     vectors[degree == 0] = 0.0
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    vectors = unit_rows(vectors)
     return np.pad(vectors, ((0, 0), (0, dim - k))).astype(np.float32)
 
 

@@ -35,6 +35,7 @@ from genrec.indexing.base import (
     ItemIndexError,
     identifier_tokens,
     register_indexer,
+    unit_rows,
 )
 from genrec.indexing.collaborative import collaborative_embeddings
 from genrec.indexing.quantizers import (
@@ -158,11 +159,6 @@ class SemanticRQIndexerConfig(ContentIndexerConfig):
         self.hidden_dims = [int(h) for h in self.hidden_dims]
 
 
-def _unit_rows(X: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0).astype(np.float32)
-
-
 def code_tokens(codes: np.ndarray, suffix: np.ndarray, letters: str) -> list[str]:
     """Identifier strings: level ``l`` uses letter ``letters[l]``; a suffix (>= 0) uses the next letter."""
     columns = [[f"<{letters[lvl]}_{c}>" for c in codes[:, lvl].tolist()] for lvl in range(codes.shape[1])]
@@ -259,12 +255,10 @@ class SemanticRQIndexer(ContentIndexer):
     config_class = SemanticRQIndexerConfig
     letters = string.ascii_lowercase
 
-    def _with_collaborative(self, content: np.ndarray, item_ids: np.ndarray, train_sequences) -> np.ndarray:
-        """``content`` alone, or its unit rows beside ``collaborative_dims`` unit co-occurrence dimensions."""
-        dims = self.config.collaborative_dims
-        if not dims:
-            return content
-        return np.c_[_unit_rows(content), collaborative_embeddings(item_ids, train_sequences, dims)]
+    @staticmethod
+    def _with_collaborative(content: np.ndarray, collaborative: np.ndarray) -> np.ndarray:
+        """The quantiser's input when ``collaborative_dims``: unit content rows beside the co-occurrence dims."""
+        return np.c_[unit_rows(content), collaborative].astype(np.float32)
 
     def _quantizer(self, codebook_size: int) -> ResidualQuantizer:
         cfg = self.config
@@ -317,7 +311,11 @@ class SemanticRQIndexer(ContentIndexer):
         """
         start = time.perf_counter()
         content = self._embed(items, embeddings)
-        X = self._with_collaborative(content, items["item_id"].astype(str).to_numpy(), train_sequences)
+        X = content
+        if self.config.collaborative_dims:
+            item_ids = items["item_id"].astype(str).to_numpy()
+            cooccurrence = collaborative_embeddings(item_ids, train_sequences, self.config.collaborative_dims)
+            X = self._with_collaborative(content, cooccurrence)
         embed_seconds = time.perf_counter() - start
         K = self.config.codebook_size or auto_codebook_size(len(X), self.config.num_levels)
         K = self._codebook_size(K, len(X))
@@ -375,7 +373,7 @@ class SemanticRQIndexer(ContentIndexer):
         quantizer = quantizer_from_state(state["quantizer"])
         X = self._new_item_vectors(state, new_items, embeddings)
         if state.get("collaborative_dims"):  # new items have no training interactions: zero co-occurrence part
-            X = np.c_[_unit_rows(X), np.zeros((len(X), state["collaborative_dims"]), dtype=np.float32)]
+            X = self._with_collaborative(X, np.zeros((len(X), state["collaborative_dims"]), dtype=np.float32))
         Z = quantizer.latents(X)
         codes = quantizer.encode(X)
         existing = parse_code_tokens(index.identifiers, quantizer.num_levels, self.letters)

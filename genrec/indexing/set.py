@@ -37,7 +37,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
-from genrec.indexing.base import ItemIndex, ItemIndexError, identifier_tokens, register_indexer
+from genrec.indexing.base import ItemIndex, ItemIndexError, identifier_tokens, register_indexer, unit_rows
 from genrec.indexing.quantizers import (
     array_from_state,
     array_to_state,
@@ -108,10 +108,6 @@ def _cf_embeddings(item_ids: list[str], train_sequences: list[list[str]], rank: 
     return embeddings, warm
 
 
-def _unit(X: np.ndarray) -> np.ndarray:
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-
-
 @register_indexer("set")
 class SetIndexer(ContentIndexer):
     """SETRec set identifiers (see the module docstring).
@@ -169,11 +165,11 @@ class SetIndexer(ContentIndexer):
         if not warm.any():
             raise ItemIndexError("no item of the catalog appears in the training sequences")
         Kcf = self._codebook_size(cfg.num_cf_clusters, int(warm.sum()), "num_cf_clusters")
-        _, warm_labels = kmeans(_unit(cf_vectors[warm]), Kcf, cfg.seed)
-        unit_content = _unit(Y)
+        _, warm_labels = kmeans(unit_rows(cf_vectors[warm]), Kcf, cfg.seed)
+        unit_content = unit_rows(Y)
         centroids = np.zeros((Kcf, dim), dtype=np.float32)
         np.add.at(centroids, warm_labels, unit_content[warm])
-        centroids = _unit(centroids)  # empty clusters stay zero and are never chosen over a real one
+        centroids = unit_rows(centroids)  # empty clusters stay zero and are never chosen over a real one
         cf = np.zeros(n, dtype=np.int64)
         cf[warm] = warm_labels
         if (~warm).any():
@@ -299,7 +295,7 @@ class SetIndexer(ContentIndexer):
         state = index.state
         Y = self._project(self._new_item_vectors(state, new_items, embeddings), state)
         semantic = np.stack([d.argmin(1) for d in self._semantic_distances(Y, state)], axis=1)
-        cf = (_unit(Y) @ array_from_state(state["cf_content_centroids"]).T).argmax(1)
+        cf = (unit_rows(Y) @ array_from_state(state["cf_content_centroids"]).T).argmax(1)
         existing = np.array([[code for _, code in identifier_tokens(ident)] for ident in index.identifiers])
         tokens, moved = self._make_unique(np.c_[cf, semantic], Y, state, existing)
         if moved:

@@ -238,8 +238,8 @@ class GenerativeRecommender:
             whole = histories[start : start + batch_size]
             seen = [self.seen_items(h) for h in whole] if exclude_seen else None
             positions, scores = self.generate_ranked(self.encode(batch), num_beams, seen=seen, **options)
-            for items, item_positions, item_scores in zip(seen or whole, positions, scores):
-                results.append(self.to_recommendations(items, item_positions, item_scores, k, exclude_seen))
+            for history, item_positions, item_scores in zip(whole, positions, scores):
+                results.append(self.to_recommendations(history, item_positions, item_scores, k, exclude_seen))
         return results
 
     def bytes_per_beam(self, prompt_tokens: int | None = None) -> int:
