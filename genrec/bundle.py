@@ -49,6 +49,9 @@ class BundleConfig:
     separator: str = ", "
     base_model: str | None = field(default=None, metadata={"help": "Base model of a LoRA adapter bundle."})
     adapter: bool = False
+    base_model_layers: int | None = field(
+        default=None, metadata={"help": "Decoder layers of base_model kept (None: all); see keep_first_layers."}
+    )
     num_beams: int = 20
     max_prompt_tokens: int = 1024
     recipe: dict = field(default_factory=dict)
@@ -212,7 +215,7 @@ def load_bundle_parts(path: Path, config: BundleConfig, index: ItemIndex | str |
         from peft import PeftModel
 
         base_model = check_model_reference(config.base_model, f"{path / CONFIG_NAME} (base_model)")
-        base, _, _ = load_backbone(base_model, dtype=dtype)
+        base, _, _ = load_backbone(base_model, dtype=dtype, num_layers=config.base_model_layers)
         resize_embeddings(base, len(tokenizer))
         backbone = PeftModel.from_pretrained(base, path / ADAPTER_DIR)
     else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+import torch
+
 from genrec.indexing.base import ItemIndex, ItemIndexError
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,36 @@ def resize_embeddings(model, vocab_size: int) -> None:
     """Grow the input/output embeddings to ``vocab_size`` rows; never shrinks (a model may pad its vocab)."""
     if model.get_input_embeddings().num_embeddings < vocab_size:
         model.resize_token_embeddings(vocab_size, mean_resizing=True)
+
+
+@torch.no_grad()
+def init_from_titles(model, tokenizer, index: ItemIndex, titles: dict[str, str]) -> int:
+    """Start each identifier token's input row at what the pretrained model already knows of its items: the mean of
+    the model's embeddings of the item's title tokens, averaged over the items whose identifier uses the token (a
+    code shared by similar films starts at their centroid). With tied embeddings this is also the output row, so
+    the first scores already follow the titles. Tokens of items without titles keep their rows.
+
+    Returns the number of rows set.
+    """
+    embeddings = model.get_input_embeddings().weight
+    token_ids = identifier_token_ids(tokenizer, index)
+    title_ids = tokenizer([titles.get(item) or "" for item in index.item_ids], add_special_tokens=False)["input_ids"]
+    sums = torch.zeros_like(embeddings)
+    counts = torch.zeros(embeddings.shape[0], dtype=embeddings.dtype, device=embeddings.device)
+    for ids, words in zip(token_ids, title_ids):
+        if not words:
+            continue
+        vector = embeddings[torch.tensor(words, device=embeddings.device)].mean(0)
+        for token in set(ids):
+            sums[token] += vector
+            counts[token] += 1
+    rows = counts.nonzero().squeeze(1)
+    rows = rows[torch.isin(rows, torch.tensor(tokenizer.convert_tokens_to_ids(index.new_tokens)))]
+    # keep the new rows at the scale of the vocabulary's rows (a mean of many vectors is shorter than each)
+    centroids = sums[rows] / counts[rows, None]
+    scale = embeddings[: rows.min()].norm(dim=1).mean() / centroids.norm(dim=1).clamp(min=1e-8)
+    embeddings[rows] = centroids * scale[:, None]
+    return len(rows)
 
 
 def check_tokenizer_covers(tokenizer, index: ItemIndex) -> None:

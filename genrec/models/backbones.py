@@ -225,9 +225,10 @@ def split_gguf_path(name_or_path: str) -> tuple[str, str | None]:
     return str(name_or_path), None
 
 
-def load_backbone(name_or_path: str, dtype: str | torch.dtype | None = None):
+def load_backbone(name_or_path: str, dtype: str | torch.dtype | None = None, num_layers: int | None = None):
     """Load a pretrained backbone and its tokenizer from a hub id, a local directory, a ``.gguf`` file, or
     ``package://PKG/FILE.gguf`` (a GGUF file shipped inside an installed Python package).
+    ``num_layers`` keeps only the first layers of a causal model (see :func:`keep_first_layers`).
 
     Returns ``(model, tokenizer, kind)`` with ``kind`` ``"seq2seq"`` (T5 family) or ``"causal"``.
     GGUF weights are dequantised to a normal model; the quantizer state is dropped so it saves like any other.
@@ -247,8 +248,24 @@ def load_backbone(name_or_path: str, dtype: str | torch.dtype | None = None):
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.is_quantized = False
+    if num_layers:
+        keep_first_layers(model, num_layers)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.eos_token_id is None:
         raise ValueError(f"the tokenizer of {name_or_path} has no EOS token; genrec needs one to end identifiers")
     return model, tokenizer, kind
+
+
+def keep_first_layers(model, num_layers: int) -> None:
+    """Drop every decoder layer of a causal LM after the first ``num_layers`` (a CPU budget: training cost grows
+    with depth, while the pretrained token embeddings and lower layers keep most of what a model knows of words)."""
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        raise ValueError(f"keeping the first layers needs a decoder-only model with model.layers, got {type(model).__name__}")
+    if not 1 <= num_layers <= len(layers):
+        raise ValueError(f"num_layers must be in [1, {len(layers)}], got {num_layers}")
+    model.model.layers = layers[:num_layers]
+    model.config.num_hidden_layers = num_layers
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = model.config.layer_types[:num_layers]

@@ -31,6 +31,7 @@ class SequenceFormat:
                 f"a {index.method} index writes identifiers as plain text; sequence mode needs a history_separator "
                 "(e.g. ' ') so that one identifier cannot run into the next"
             )
+        self.tokenizer = tokenizer
         self.start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         self.separator = tokenizer(separator, add_special_tokens=False)["input_ids"] if separator else []
         self.item_tokens = dict(zip(index.item_ids, identifier_token_ids(tokenizer, index)))

@@ -81,6 +81,19 @@ class RecipeConfig:
     causal_intermediate_size: int = field(default=256, metadata={"help": "Scratch causal: feed-forward size."})
     causal_dropout: float = field(default=0.3, metadata={"help": "Scratch causal: dropout (attention + residual)."})
     tokenizer_vocab_size: int = field(default=2000, metadata={"help": "Scratch T5: SentencePiece vocabulary size."})
+    backbone_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Pretrained causal backbones: keep only the first N decoder layers (a CPU budget; None: all)."
+        },
+    )
+    item_token_init: str = field(
+        default="mean",
+        metadata={
+            "help": "Pretrained backbones: new identifier rows start at the vocabulary's mean ('mean') or at the "
+            "mean embedding of their items' titles ('title')."
+        },
+    )
     use_lora: bool = field(
         default=True, metadata={"help": "LoRA for pretrained backbones (scratch ones train fully)."}
     )
@@ -95,6 +108,9 @@ class RecipeConfig:
     max_title_history: int = field(default=10, metadata={"help": "History items when written as titles."})
     history_separator: str = field(default=", ", metadata={"help": "Between history items in a prompt."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Cap on training rows (CPU budgets)."})
+    max_task_examples: int | None = field(
+        default=None, metadata={"help": "mode=sequence: cap on rows of each alignment task (None: all)."}
+    )
     # validation and test (the genrec harness)
     eval_max_users: int | None = field(default=None, metadata={"help": "Validation users sampled (None: all)."})
     eval_num_beams: int = field(default=20, metadata={"help": "Beams for validation and test."})
@@ -127,6 +143,8 @@ class RecipeConfig:
             self.lora_target_modules = [t.strip() for t in self.lora_target_modules.split(",") if t.strip()]
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.item_token_init not in ("mean", "title"):
+            raise ValueError(f"item_token_init must be 'mean' or 'title', got {self.item_token_init!r}")
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; available: {TASKS}")

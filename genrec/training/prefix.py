@@ -14,29 +14,12 @@ from genrec.training.recipe import (
     prepare_recipe,
     register_mode,
     stopping_callbacks,
+    tokenize_pairs,
     train_evaluate_save,
     training_args,
     validation_pairs,
 )
 from genrec.training.trainers import GenRecSeq2SeqTrainer, GenRecSFTTrainer
-
-
-def tokenize_pairs(dataset, tokenizer, kind: str, max_prompt_tokens: int = 1024):
-    """(prompt, target) → model inputs. The target is tokenised alone, exactly as the decoding trie sees it."""
-    eos = tokenizer.eos_token_id
-
-    def encode(batch):
-        prompts = tokenizer(batch["prompt"], truncation=True, max_length=max_prompt_tokens)["input_ids"]
-        targets = tokenizer(batch["target"], add_special_tokens=False)["input_ids"]
-        if kind == SEQ2SEQ:
-            return {"input_ids": prompts, "labels": [t + [eos] for t in targets]}
-        return {
-            "input_ids": [p + t + [eos] for p, t in zip(prompts, targets)],
-            "labels": [[-100] * len(p) + t + [eos] for p, t in zip(prompts, targets)],
-        }
-
-    tokenizer.truncation_side = "left"
-    return dataset.map(encode, batched=True, remove_columns=dataset.column_names, desc="tokenising")
 
 
 @register_mode("prefix")

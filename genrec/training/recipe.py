@@ -29,7 +29,7 @@ from genrec.models import (
     train_sentencepiece_tokenizer,
 )
 from genrec.tasks import TEMPLATES, Prompter
-from genrec.tokens import add_item_tokens
+from genrec.tokens import add_item_tokens, init_from_titles
 from genrec.training.config import SCRATCH_BACKBONES, SCRATCH_T5, Recipe, RecipeConfig
 from genrec.utils import check_output_dir, normalise_permissions, read_manifest, write_manifest
 
@@ -133,8 +133,11 @@ def build_backbone(cfg: RecipeConfig, prepared: Prepared) -> Backbone:
             max_positions=max_sequence_tokens(cfg, prepared.index, tokenizer),
         )
         return Backbone(build_causal_lm(tokenizer, arch), tokenizer, CAUSAL, False)
-    model, tokenizer, kind = load_backbone(cfg.backbone)
+    model, tokenizer, kind = load_backbone(cfg.backbone, num_layers=cfg.backbone_layers)
     new_ids = add_item_tokens(tokenizer, prepared.index, model)
+    if cfg.item_token_init == "title":
+        rows = init_from_titles(model, tokenizer, prepared.index, prepared.titles)
+        logger.info("initialised %d identifier-token rows from item titles", rows)
     if not cfg.use_lora:
         return Backbone(model, tokenizer, kind, False)
     settings = LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
@@ -157,6 +160,24 @@ def _tokenizer_corpus(prepared: Prepared) -> list[str]:
     corpus += [ident for ident in prepared.index.identifiers if not prepared.index.new_tokens]
     corpus += [t.replace("{", " ").replace("}", " ") for t in TEMPLATES[prepared.prompter.style].values()]
     return corpus
+
+
+def tokenize_pairs(dataset, tokenizer, kind: str, max_prompt_tokens: int = 1024):
+    """(prompt, target) → model inputs. The target is tokenised alone, exactly as the decoding trie sees it."""
+    eos = tokenizer.eos_token_id
+
+    def encode(batch):
+        prompts = tokenizer(batch["prompt"], truncation=True, max_length=max_prompt_tokens)["input_ids"]
+        targets = tokenizer(batch["target"], add_special_tokens=False)["input_ids"]
+        if kind == SEQ2SEQ:
+            return {"input_ids": prompts, "labels": [t + [eos] for t in targets]}
+        return {
+            "input_ids": [p + t + [eos] for p, t in zip(prompts, targets)],
+            "labels": [[-100] * len(p) + t + [eos] for p, t in zip(prompts, targets)],
+        }
+
+    tokenizer.truncation_side = "left"
+    return dataset.map(encode, batched=True, remove_columns=dataset.column_names, desc="tokenising")
 
 
 def harness_options(cfg: RecipeConfig, prepared: Prepared, recommender) -> dict:
@@ -211,6 +232,7 @@ def bundle_fields(recipe: Recipe, backbone: Backbone, prepared: Prepared, comman
         separator=cfg.history_separator,
         base_model=None if cfg.backbone in SCRATCH_BACKBONES else cfg.backbone,
         adapter=backbone.adapter,
+        base_model_layers=cfg.backbone_layers,
         num_beams=cfg.eval_num_beams,
         recipe={
             "name": cfg.name,

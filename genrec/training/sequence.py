@@ -1,13 +1,17 @@
 """Sequence mode: a causal LM trained on each user's training history as one token sequence, with the loss on every
 identifier token (every position is a next-item example, as in SASRec), then decoded by continuing the sequence with
-trie-constrained beam search. Works with every indexer and with scratch or pretrained (LoRA) causal backbones."""
+trie-constrained beam search. Works with every indexer and with scratch or pretrained (LoRA) causal backbones.
+
+LC-Rec's alignment tasks (``tasks`` other than ``seqrec``) mix in as (prompt, target) rows with the loss on the
+target only, at most ``max_task_examples`` rows per task; a ``length`` column lets
+``train_sampling_strategy: group_by_length`` batch rows of similar length, so little compute goes to padding."""
 
 from __future__ import annotations
 
 from genrec.bundle import BundleConfig
 from genrec.models import CAUSAL
 from genrec.recommenders import TrieRecommender
-from genrec.tasks import SequenceFormat
+from genrec.tasks import SequenceFormat, build_task_dataset
 from genrec.training.recipe import (
     build_backbone,
     bundle_fields,
@@ -15,6 +19,7 @@ from genrec.training.recipe import (
     prepare_recipe,
     register_mode,
     stopping_callbacks,
+    tokenize_pairs,
     train_evaluate_save,
     training_args,
 )
@@ -32,6 +37,34 @@ def sequence_dataset(split, sequence_format: SequenceFormat, window: int, max_ro
     if max_rows and len(dataset) > max_rows:
         dataset = dataset.select(range(max_rows))
     return dataset
+
+
+def alignment_dataset(prepared, tokenizer, tasks, max_per_task: int | None, seed: int):
+    """The non-``seqrec`` tasks as tokenised (prompt, target) rows, loss on the target; None if there are none."""
+    from datasets import concatenate_datasets
+
+    parts = []
+    for task in (t for t in tasks if t != "seqrec"):
+        pairs = build_task_dataset(prepared.prompter, prepared.split, [task], seed=seed)
+        if max_per_task and len(pairs) > max_per_task:
+            pairs = pairs.select(range(max_per_task))
+        parts.append(tokenize_pairs(pairs, tokenizer, CAUSAL))
+    return concatenate_datasets(parts) if parts else None
+
+
+def training_dataset(prepared, sequence_format, cfg, seed: int):
+    """Sequence windows (when ``seqrec`` is a task) plus alignment rows, shuffled, with a ``length`` column."""
+    from datasets import concatenate_datasets
+
+    parts = []
+    if "seqrec" in cfg.tasks:
+        # windows one item longer than the inference history: the last target then sits where inference predicts
+        parts.append(sequence_dataset(prepared.split, sequence_format, cfg.max_history + 1, cfg.max_train_examples))
+    alignment = alignment_dataset(prepared, sequence_format.tokenizer, cfg.tasks, cfg.max_task_examples, seed)
+    if alignment is not None:
+        parts.append(alignment)
+    dataset = concatenate_datasets(parts).shuffle(seed=seed)
+    return dataset.map(lambda row: {"length": len(row["input_ids"])}, desc="measuring rows")
 
 
 @register_mode("sequence")
@@ -52,8 +85,7 @@ def train_sequence(recipe, command: str | None = None, data=None):
         raise ValueError(f"mode 'sequence' needs a causal (decoder-only) backbone, got {cfg.backbone!r}")
     tokenizer = backbone.tokenizer
     sequence_format = SequenceFormat(tokenizer, prepared.index, cfg.history_separator)
-    # windows one item longer than the inference history: the last target then sits where inference predicts
-    train_dataset = sequence_dataset(prepared.split, sequence_format, cfg.max_history + 1, cfg.max_train_examples)
+    train_dataset = training_dataset(prepared, sequence_format, cfg, recipe.training.seed)
 
     config = BundleConfig(**bundle_fields(recipe, backbone, prepared, command))
     recommender = TrieRecommender(backbone.model, tokenizer, prepared.index, config, prepared.titles)
