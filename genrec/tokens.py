@@ -37,34 +37,79 @@ def resize_embeddings(model, vocab_size: int) -> None:
         model.resize_token_embeddings(vocab_size, mean_resizing=True)
 
 
-@torch.no_grad()
-def init_from_titles(model, tokenizer, index: ItemIndex, titles: dict[str, str]) -> int:
-    """Start each identifier token's input row at what the pretrained model already knows of its items: the mean of
-    the model's embeddings of the item's title tokens, averaged over the items whose identifier uses the token (a
-    code shared by similar films starts at their centroid). With tied embeddings this is also the output row, so
-    the first scores already follow the titles. Tokens of items without titles keep their rows.
+ITEM_TOKEN_INITS = ("mean", "title", "cooccurrence", "title+cooccurrence")
 
-    Returns the number of rows set.
-    """
-    embeddings = model.get_input_embeddings().weight
-    token_ids = identifier_token_ids(tokenizer, index)
+
+def title_vectors(model, tokenizer, index: ItemIndex, titles: dict[str, str]) -> torch.Tensor:
+    """Per item, the mean of the model's input embeddings of its title's tokens (zeros for an item with no title):
+    what a pretrained model already knows of the item."""
+    embeddings = model.get_input_embeddings().weight.detach()
     title_ids = tokenizer([titles.get(item) or "" for item in index.item_ids], add_special_tokens=False)["input_ids"]
-    sums = torch.zeros_like(embeddings)
-    counts = torch.zeros(embeddings.shape[0], dtype=embeddings.dtype, device=embeddings.device)
-    for ids, words in zip(token_ids, title_ids):
-        if not words:
-            continue
-        vector = embeddings[torch.tensor(words, device=embeddings.device)].mean(0)
-        for token in set(ids):
-            sums[token] += vector
-            counts[token] += 1
-    rows = counts.nonzero().squeeze(1)
-    rows = rows[torch.isin(rows, torch.tensor(tokenizer.convert_tokens_to_ids(index.new_tokens)))]
-    # keep the new rows at the scale of the vocabulary's rows (a mean of many vectors is shorter than each)
+    vectors = torch.zeros(len(index), embeddings.shape[1], dtype=embeddings.dtype)
+    for row, words in enumerate(title_ids):
+        if words:
+            vectors[row] = embeddings[torch.tensor(words, device=embeddings.device)].mean(0).cpu()
+    return vectors
+
+
+def cooccurrence_vectors(index: ItemIndex, train_sequences, width: int, dims: int = 64, seed: int = 0) -> torch.Tensor:
+    """Per item, its spectral co-occurrence embedding (training sequences only; see
+    :func:`genrec.indexing.collaborative.collaborative_embeddings`) mapped to ``width`` dimensions by a random
+    orthonormal projection, which keeps inner products: items watched together start with similar rows, so a tied
+    output layer already scores an item's neighbours high."""
+    import numpy as np
+
+    from genrec.indexing.collaborative import collaborative_embeddings
+
+    dims = min(dims, width, len(index) - 2)
+    spectral = torch.from_numpy(collaborative_embeddings(np.asarray(index.item_ids), train_sequences, dims))
+    generator = torch.Generator().manual_seed(seed)
+    projection, _ = torch.linalg.qr(torch.randn(width, dims, generator=generator))
+    return spectral @ projection.T
+
+
+@torch.no_grad()
+def init_item_rows(model, tokenizer, index: ItemIndex, item_vectors: torch.Tensor) -> int:
+    """Set each identifier token's input row to the mean of ``item_vectors`` over the items whose identifier uses
+    the token (a code shared by similar items starts at their centroid), rescaled to the vocabulary's typical row
+    norm. With tied embeddings (SmolLM2, Qwen2.5) this is also the output row. Items with a zero vector are skipped;
+    returns the number of rows set."""
+    embeddings = model.get_input_embeddings().weight
+    new_ids = tokenizer.convert_tokens_to_ids(index.new_tokens)
+    first_new = min(new_ids)
+    sums = torch.zeros(embeddings.shape[0], embeddings.shape[1], dtype=torch.float32)
+    counts = torch.zeros(embeddings.shape[0])
+    for ids, vector in zip(identifier_token_ids(tokenizer, index), item_vectors.float()):
+        if vector.any():
+            for token in set(ids):
+                sums[token] += vector
+                counts[token] += 1
+    rows = torch.tensor([t for t in new_ids if counts[t] > 0], dtype=torch.long)
+    if not len(rows):
+        return 0
     centroids = sums[rows] / counts[rows, None]
-    scale = embeddings[: rows.min()].norm(dim=1).mean() / centroids.norm(dim=1).clamp(min=1e-8)
-    embeddings[rows] = centroids * scale[:, None]
+    typical = embeddings[:first_new].detach().float().norm(dim=1).mean().cpu()
+    centroids = centroids * (typical / centroids.norm(dim=1, keepdim=True).clamp(min=1e-8))
+    embeddings[rows.to(embeddings.device)] = centroids.to(embeddings.dtype).to(embeddings.device)
     return len(rows)
+
+
+def init_identifier_rows(model, tokenizer, index: ItemIndex, how: str, titles, train_sequences) -> int:
+    """Start the identifier rows of a pretrained model per ``how`` (:data:`ITEM_TOKEN_INITS`): ``mean`` leaves
+    transformers' mean-resized rows; ``title`` uses :func:`title_vectors`; ``cooccurrence``
+    :func:`cooccurrence_vectors`; ``title+cooccurrence`` their sum, each part at unit norm."""
+    if how not in ITEM_TOKEN_INITS:
+        raise ValueError(f"item_token_init must be one of {ITEM_TOKEN_INITS}, got {how!r}")
+    if how == "mean":
+        return 0
+    width = model.get_input_embeddings().weight.shape[1]
+    parts = []
+    if "title" in how:
+        parts.append(title_vectors(model, tokenizer, index, titles))
+    if "cooccurrence" in how:
+        parts.append(cooccurrence_vectors(index, train_sequences, width))
+    vectors = sum(torch.nn.functional.normalize(p.float(), dim=1) for p in parts)
+    return init_item_rows(model, tokenizer, index, vectors)
 
 
 def check_tokenizer_covers(tokenizer, index: ItemIndex) -> None:

@@ -12,7 +12,7 @@ from genrec.indexing import build_indexer
 from genrec.models import load_backbone
 from genrec.recommenders import GenerativeRecommender
 from genrec.tasks import SequenceFormat
-from genrec.tokens import add_item_tokens, init_from_titles
+from genrec.tokens import add_item_tokens, init_identifier_rows
 from genrec.training import recipe_from_dict, run_recipe
 from genrec.training.recipe import prepare_recipe
 from genrec.training.sequence import alignment_dataset, training_dataset
@@ -73,7 +73,7 @@ def test_title_init_starts_each_identifier_row_at_its_titles(tiny_data, tiny_spl
     index = build_indexer("independent").fit(tiny_data.items, tiny_split.train)
     add_item_tokens(tokenizer, index, model)
     titles = tiny_data.titles()
-    assert init_from_titles(model, tokenizer, index, titles) == len(index)
+    assert init_identifier_rows(model, tokenizer, index, "title", titles, tiny_split.train) == len(index)
     embeddings = model.get_input_embeddings().weight
     for item, token in list(zip(index.item_ids, index.new_tokens))[:5]:
         words = tokenizer(titles[item], add_special_tokens=False)["input_ids"]
@@ -85,8 +85,23 @@ def test_title_init_starts_each_identifier_row_at_its_titles(tiny_data, tiny_spl
         assert row.norm().item() == pytest.approx(typical.item(), rel=1e-4)
 
 
+def test_cooccurrence_init_puts_items_watched_together_closer(tiny_data, tiny_split, tiny_causal_backbone):
+    model, tokenizer, _ = load_backbone(tiny_causal_backbone)
+    model.requires_grad_(False)
+    index = build_indexer("independent").fit(tiny_data.items, tiny_split.train)
+    add_item_tokens(tokenizer, index, model)
+    init_identifier_rows(model, tokenizer, index, "cooccurrence", {}, tiny_split.train)
+    rows = model.get_input_embeddings().weight[tokenizer.convert_tokens_to_ids(index.new_tokens)]
+    rows = torch.nn.functional.normalize(rows, dim=1)
+    position = {item: n for n, item in enumerate(index.item_ids)}
+    # synthetic users mostly walk i -> i+1: consecutive items must start closer than items half a catalog apart
+    near = [rows[position[f"i{i}"]] @ rows[position[f"i{i + 1}"]] for i in range(29)]
+    far = [rows[position[f"i{i}"]] @ rows[position[f"i{(i + 15) % 30}"]] for i in range(29)]
+    assert torch.stack(near).mean() > torch.stack(far).mean() + 0.2
+
+
 def test_llm_sequence_recipe_with_tasks_and_first_layers_reloads_identically(tmp_path, tiny_causal_backbone, tiny_split):
-    recipe = _recipe(tmp_path, tiny_causal_backbone, backbone_layers=1, item_token_init="title")
+    recipe = _recipe(tmp_path, tiny_causal_backbone, backbone_layers=1, item_token_init="title+cooccurrence")
     recommender, metrics = run_recipe(recipe)
     assert metrics["invalid_rate"] == 0.0 and metrics["steps"] > 0
     assert recommender.model.get_base_model().config.num_hidden_layers == 1

@@ -90,8 +90,9 @@ class RecipeConfig:
     item_token_init: str = field(
         default="mean",
         metadata={
-            "help": "Pretrained backbones: new identifier rows start at the vocabulary's mean ('mean') or at the "
-            "mean embedding of their items' titles ('title')."
+            "help": "Pretrained backbones: new identifier rows start at the vocabulary's mean ('mean'), at the "
+            "mean embedding of their items' titles ('title'), at their training co-occurrence (spectral) vectors "
+            "('cooccurrence'), or both ('title+cooccurrence')."
         },
     )
     use_lora: bool = field(
@@ -134,6 +135,7 @@ class RecipeConfig:
 
     def __post_init__(self):
         from genrec.tasks.prompts import TASKS
+        from genrec.tokens import ITEM_TOKEN_INITS
 
         if isinstance(self.index_options, str):  # the command line and older YAMLs give JSON text
             self.index_options = json.loads(self.index_options) if self.index_options.strip() else {}
@@ -143,8 +145,8 @@ class RecipeConfig:
             self.lora_target_modules = [t.strip() for t in self.lora_target_modules.split(",") if t.strip()]
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.item_token_init not in ("mean", "title"):
-            raise ValueError(f"item_token_init must be 'mean' or 'title', got {self.item_token_init!r}")
+        if self.item_token_init not in ITEM_TOKEN_INITS:
+            raise ValueError(f"item_token_init must be one of {ITEM_TOKEN_INITS}, got {self.item_token_init!r}")
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; available: {TASKS}")

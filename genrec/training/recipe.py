@@ -29,7 +29,7 @@ from genrec.models import (
     train_sentencepiece_tokenizer,
 )
 from genrec.tasks import TEMPLATES, Prompter
-from genrec.tokens import add_item_tokens, init_from_titles
+from genrec.tokens import add_item_tokens, init_identifier_rows
 from genrec.training.config import SCRATCH_BACKBONES, SCRATCH_T5, Recipe, RecipeConfig
 from genrec.utils import check_output_dir, normalise_permissions, read_manifest, write_manifest
 
@@ -135,9 +135,11 @@ def build_backbone(cfg: RecipeConfig, prepared: Prepared) -> Backbone:
         return Backbone(build_causal_lm(tokenizer, arch), tokenizer, CAUSAL, False)
     model, tokenizer, kind = load_backbone(cfg.backbone, num_layers=cfg.backbone_layers)
     new_ids = add_item_tokens(tokenizer, prepared.index, model)
-    if cfg.item_token_init == "title":
-        rows = init_from_titles(model, tokenizer, prepared.index, prepared.titles)
-        logger.info("initialised %d identifier-token rows from item titles", rows)
+    rows = init_identifier_rows(
+        model, tokenizer, prepared.index, cfg.item_token_init, prepared.titles, prepared.split.train
+    )
+    if rows:
+        logger.info("initialised %d identifier-token rows (%s)", rows, cfg.item_token_init)
     if not cfg.use_lora:
         return Backbone(model, tokenizer, kind, False)
     settings = LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
