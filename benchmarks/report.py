@@ -176,10 +176,14 @@ def _budget_text(result: dict) -> str:
     budget = result["budget_overrides"]
     if result["budget"] == "full":
         return "each recipe as its YAML in train/configs says."
+    def as_yaml_or(family: str, yaml_says: str) -> str:
+        return f"with `{_kv(budget[family])}`" if budget.get(family) else f"as their YAML says ({yaml_says})"
+
     text = (
-        f"every T5 recipe is trained with `{_kv(budget['t5'])}`; every pretrained-LLM recipe with "
-        f"`{_kv(budget['llm'])}`; scratch decoder-only (sequence-mode) recipes "
-        + (f"with `{_kv(budget['causal'])}`" if budget.get("causal") else "as their YAML says (converged CPU budgets)")
+        f"every T5 recipe is trained with `{_kv(budget['t5'])}`; pretrained-LLM recipes "
+        + as_yaml_or("llm", "CPU budgets; a row's own overrides are in its label and card")
+        + "; scratch decoder-only (sequence-mode) recipes "
+        + as_yaml_or("causal", "converged CPU budgets")
     )
     if budget.get("sasrec"):
         text += f"; SASRec with `{_kv(budget['sasrec'])}`"
