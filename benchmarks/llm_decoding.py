@@ -36,6 +36,7 @@ def unconstrained_invalid(recommender, histories, num_beams: int, batch_size: in
     """(seconds, invalid rate) of plain beam search over the same batches: rows that spell no catalog item."""
     start, invalid, rows = time.perf_counter(), 0, 0
     model, tokenizer, trie = recommender.model, recommender.tokenizer, recommender.trie
+    histories = recommender.clean_histories(histories)  # the prompt's last max_history items, as recommend does
     for begin in range(0, len(histories), batch_size):
         encoded = recommender.encode(histories[begin : begin + batch_size])
         input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]

@@ -155,3 +155,19 @@ def test_prefill_once_gives_what_plain_generate_gives(bundle_kind, sequence_run,
     assert [[r.item_id for r in rs] for rs in fast] == [[r.item_id for r in rs] for rs in plain]
     for a, b in zip(fast, plain):
         assert [r.score for r in a] == pytest.approx([r.score for r in b], abs=1e-4)
+
+
+def test_stopping_at_the_identifier_end_changes_nothing(sequence_run, tiny_split):
+    """Identifiers of one length need no closing EOS step: the step it would cost adds nothing to any score."""
+    _, recommender, _ = sequence_run
+    assert recommender.trie.uniform_length  # one token per item
+    histories = tiny_split.histories("test")[:6]
+    short = recommender.recommend_scored(histories, k=5, num_beams=5)
+    recommender.trie.uniform_length = False  # decode one more step, closing every beam with its free EOS
+    try:
+        closed = recommender.recommend_scored(histories, k=5, num_beams=5)
+    finally:
+        recommender.trie.uniform_length = True
+    assert [[r.item_id for r in rs] for rs in short] == [[r.item_id for r in rs] for rs in closed]
+    for a, b in zip(short, closed):
+        assert [r.score for r in a] == pytest.approx([r.score for r in b], abs=1e-5)

@@ -28,6 +28,8 @@ def test_sizes(trie):
     assert trie.max_length == 3
     # root, 5, 5-6, 5-6-7, 5-8, 9, 9-10, 9-10-11, 9-10-12, 13
     assert trie.num_nodes == 10
+    assert not trie.uniform_length  # [5, 6] ends where [5, 6, 7] goes on
+    assert ItemTrie([[5, 6], [5, 7], [8, 9]], eos_token_id=EOS, pad_token_id=PAD).uniform_length
 
 
 def test_allowed_sets(trie):

@@ -123,6 +123,7 @@ class ItemTrie:
 
         self.num_items = int(num_items)
         self.max_length = int(max_length)
+        self.uniform_length = bool((lengths == max_length).all())  # no identifier ends where another goes on
         self.num_nodes = int(num_nodes)
         self.vocab_span = vocab_span
         self._edge_key = torch.from_numpy(edge_key)  # (E,) sorted

@@ -36,13 +36,16 @@ class TrieRecommender(GenerativeRecommender):
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_beams: int):
         """The KV cache of every prompt but its last token, computed once per user and then repeated for the beams
         (``generate`` alone would copy each prompt to all beams first and encode it ``num_beams`` times). Positions
-        follow the attention mask, as ``generate``'s own, so left padding does not shift them."""
+        follow the attention mask, as ``generate``'s own, so left padding does not shift them. Only the cache is
+        used, so the output layer runs on the last position alone (``logits_to_keep=1``): over a 50k-token
+        vocabulary it would otherwise cost as much as the layers."""
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         out = self.model(
             input_ids=input_ids[:, :-1],
             attention_mask=attention_mask[:, :-1],
             position_ids=position_ids[:, :-1],
             use_cache=True,
+            logits_to_keep=1,
         )
         out.cache.batch_repeat_interleave(num_beams)
         return out.cache
@@ -63,6 +66,9 @@ class TrieRecommender(GenerativeRecommender):
         # a sequence model never learned to end an identifier with EOS: the closing EOS must not change the scores
         free_eos = self.sequence_format is not None
         banned = [[self.index.position(i) for i in items] for items in seen] if seen else None
+        # one step past the identifier closes it with EOS; a sequence model's identifiers of one length need none
+        # (every beam is complete at that length and its free EOS would add nothing but a decoding step)
+        steps = self.trie.max_length if free_eos and self.trie.uniform_length else self.trie.max_length + 1
         extra = {}
         if self.config.kind == CAUSAL and num_beams > 1:
             extra["cache"] = self.prefill(input_ids, attention_mask, num_beams)
@@ -72,7 +78,7 @@ class TrieRecommender(GenerativeRecommender):
             logits_processor=[TrieConstrainedLogitsProcessor(self.trie, prompt_length, free_eos, banned, num_beams)],
             num_beams=num_beams,
             num_return_sequences=num_beams,
-            max_new_tokens=self.trie.max_length + 1,
+            max_new_tokens=steps,
             do_sample=False,
             length_penalty=0.0,  # rank items by total log-probability, whatever their identifier length
             early_stopping=True,
