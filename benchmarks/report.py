@@ -176,6 +176,7 @@ def _budget_text(result: dict) -> str:
     budget = result["budget_overrides"]
     if result["budget"] == "full":
         return "each recipe as its YAML in train/configs says."
+
     def as_yaml_or(family: str, yaml_says: str) -> str:
         return f"with `{_kv(budget[family])}`" if budget.get(family) else f"as their YAML says ({yaml_says})"
 

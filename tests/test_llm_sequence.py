@@ -63,8 +63,11 @@ def test_alignment_rows_put_the_loss_on_the_target_only(tmp_path, tiny_causal_ba
 
     dataset = training_dataset(prepared, SequenceFormat(tokenizer, prepared.index), recipe.config, seed=0)
     assert dataset["length"] == [len(ids) for ids in dataset["input_ids"]]
-    assert len(dataset) == len(rows) + len(SequenceFormat(tokenizer, prepared.index).training_rows(
-        prepared.split.train, recipe.config.max_history + 1)["input_ids"])
+    assert len(dataset) == len(rows) + len(
+        SequenceFormat(tokenizer, prepared.index).training_rows(prepared.split.train, recipe.config.max_history + 1)[
+            "input_ids"
+        ]
+    )
 
 
 def test_title_init_starts_each_identifier_row_at_its_titles(tiny_data, tiny_split, tiny_causal_backbone):
@@ -100,7 +103,9 @@ def test_cooccurrence_init_puts_items_watched_together_closer(tiny_data, tiny_sp
     assert torch.stack(near).mean() > torch.stack(far).mean() + 0.2
 
 
-def test_llm_sequence_recipe_with_tasks_and_first_layers_reloads_identically(tmp_path, tiny_causal_backbone, tiny_split):
+def test_llm_sequence_recipe_with_tasks_and_first_layers_reloads_identically(
+    tmp_path, tiny_causal_backbone, tiny_split
+):
     recipe = _recipe(tmp_path, tiny_causal_backbone, backbone_layers=1, item_token_init="title+cooccurrence")
     recommender, metrics = run_recipe(recipe)
     assert metrics["invalid_rate"] == 0.0 and metrics["steps"] > 0

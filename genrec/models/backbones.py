@@ -262,7 +262,9 @@ def keep_first_layers(model, num_layers: int) -> None:
     with depth, while the pretrained token embeddings and lower layers keep most of what a model knows of words)."""
     layers = getattr(getattr(model, "model", None), "layers", None)
     if layers is None:
-        raise ValueError(f"keeping the first layers needs a decoder-only model with model.layers, got {type(model).__name__}")
+        raise ValueError(
+            f"keeping the first layers needs a decoder-only model with model.layers, got {type(model).__name__}"
+        )
     if not 1 <= num_layers <= len(layers):
         raise ValueError(f"num_layers must be in [1, {len(layers)}], got {num_layers}")
     model.model.layers = layers[:num_layers]
