@@ -227,7 +227,7 @@ def studies() -> dict[str, Study]:
                 row("Pop", "pop"),
                 row("SASRec", "sasrec"),
                 row("lcrec_smollm", "lcrec_smollm"),
-                row("lcrec_qwen (offline GGUF, 4 layers, 40 steps)", "lcrec_qwen", **QWEN_CPU),
+                row("lcrec_qwen (offline GGUF, first 4 layers, 40 steps or 30 min)", "lcrec_qwen", **QWEN_CPU),
             ),
             claims=(("lcrec_smollm", "Pop"), ("lcrec_smollm", "SASRec")),
         ),
