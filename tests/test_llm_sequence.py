@@ -12,6 +12,7 @@ from genrec.indexing import build_indexer
 from genrec.models import load_backbone
 from genrec.recommenders import GenerativeRecommender
 from genrec.tasks import SequenceFormat
+from genrec.testing import TINY_SEQUENCE_RECIPE
 from genrec.tokens import add_item_tokens, init_identifier_rows
 from genrec.training import recipe_from_dict, run_recipe
 from genrec.training.recipe import prepare_recipe
@@ -22,11 +23,9 @@ ALIGNMENT = "seqrec,item2index,index2item,titles2index,history2title"
 
 def _recipe(root, backbone, **overrides):
     values = dict(
+        TINY_SEQUENCE_RECIPE,  # sequence mode; the pretrained backbone below replaces its scratch one
         data=str(save_synthetic_data(root)),
         output_dir=str(root / "run"),
-        mode="sequence",
-        template_style="sequence",
-        history_separator="",
         backbone=backbone,
         index_method="semantic-rq",
         index_options={"quantizer": "rqkmeans", "num_levels": 2, "codebook_size": 4},
