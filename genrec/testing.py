@@ -34,10 +34,13 @@ TINY_SEQUENCE_RECIPE = dict(
 )
 
 
-def save_tiny_causal_backbone(directory, texts=None, vocab_size: int = 300, seed: int = 0):
+def save_tiny_causal_backbone(
+    directory, texts=None, vocab_size: int = 300, seed: int = 0, tie_word_embeddings: bool = False
+):
     """A tiny Llama + byte-level BPE tokenizer saved to ``directory``: a stand-in for a pretrained causal LM.
 
     Built offline (no hub): the tokenizer is trained on ``texts`` with the `tokenizers` library.
+    ``tie_word_embeddings`` as SmolLM2 and Qwen2.5 (one matrix for input rows and output layer).
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -66,7 +69,7 @@ def save_tiny_causal_backbone(directory, texts=None, vocab_size: int = 300, seed
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie_word_embeddings,
     )
     LlamaForCausalLM(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)

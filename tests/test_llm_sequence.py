@@ -123,3 +123,31 @@ def test_llm_sequence_recipe_with_tasks_and_first_layers_reloads_identically(
 def test_first_layers_refuses_impossible_counts(tiny_causal_backbone):
     with pytest.raises(ValueError, match=r"num_layers must be in \[1, 2\]"):
         load_backbone(tiny_causal_backbone, num_layers=3)
+
+
+def test_set_mode_windows_on_a_pretrained_llm_train_and_reload_identically(tmp_path, tiny_causal_backbone, tiny_split):
+    """SETRec on a causal LLM with history windows (template ``sequence``), alignment rows, LoRA, first layers."""
+    recipe = _recipe(
+        tmp_path,
+        tiny_causal_backbone,
+        mode="set",
+        index_method="set",
+        index_options={"num_cf_clusters": 4, "cf_dim": 4, "num_semantic": 2, "semantic_codebook_size": 6},
+        tasks="seqrec,item2index,titles2index",
+        backbone_layers=1,
+        item_token_init="title+cooccurrence",
+    )
+    recommender, metrics = run_recipe(recipe)
+    assert metrics["invalid_rate"] == 0.0 and metrics["steps"] > 0
+    loaded = GenerativeRecommender.from_pretrained(tmp_path / "run" / "bundle")
+    assert loaded.config.decoder == "set" and loaded.config.template_style == "sequence"
+    histories = tiny_split.histories("test")[:5]
+    encoded = loaded.encode(histories)  # the history as token ids, as the training windows wrote it
+    assert encoded["input_ids"][0][encoded["attention_mask"][0].bool()].tolist() == loaded.sequence_format.encode(
+        histories[0]
+    )
+    before = recommender.recommend_scored(histories, k=5)
+    after = loaded.recommend_scored(histories, k=5)
+    assert [[r.item_id for r in rs] for rs in before] == [[r.item_id for r in rs] for rs in after]
+    for a, b in zip(before, after):
+        assert [r.score for r in a] == pytest.approx([r.score for r in b], abs=1e-5)

@@ -22,7 +22,8 @@ from genrec.models import (
 )
 from genrec.models.set_head import SetRecModel, causal_set_mask
 from genrec.recommenders import GenerativeRecommender, SetBundleConfig, SetRecommender
-from genrec.tasks import Prompter
+from genrec.tasks import Prompter, SequenceFormat
+from genrec.testing import save_tiny_causal_backbone
 from genrec.tokens import add_item_tokens
 from genrec.training.set import SetCollator, set_training_dataset
 
@@ -285,6 +286,50 @@ def test_cf_weight_weights_the_cf_position(t5_setup, set_index):
         weighted = SetRecModel(model.backbone, SEQ2SEQ, vocab.token_ids, [3.0, 1.0, 1.0], model.queries.detach())
         loss = weighted.eval()(**batch).loss
     assert torch.isclose(loss, (3 * ce[0] + ce[1] + ce[2]) / 5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- windows
+@pytest.mark.parametrize("tied", [False, True])
+def test_window_query_groups_equal_inference_on_each_prefix(tied, set_index, tmp_path):
+    """A window row trains every target at once: group g's logits must equal the model run on the prompt that
+    inference writes for the history before target g, for tied (restricted rows) and untied output layers."""
+    index, _, split = set_index
+    backbone, tokenizer = tiny_llama(index, save_tiny_causal_backbone(tmp_path, tie_word_embeddings=tied), seed=3)
+    backbone = apply_lora(backbone, CAUSAL, tokenizer.convert_tokens_to_ids(index.new_tokens))
+    with torch.no_grad():  # non-zero LoRA and new-token updates, so the restricted rows must include them
+        for p in backbone.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    model, vocab = set_model(backbone, CAUSAL, index, tokenizer, cf_weight=2.0)
+    assert model.tied_output == tied
+    sequence_format = SequenceFormat(tokenizer, index)
+    table = vocab.item_table.tolist()
+    labels = {item: table[row] for row, item in enumerate(index.item_ids)}
+    sequences = split.train[:3]
+    rows = sequence_format.set_training_rows(sequences, 5, labels)
+    features = [dict(zip(rows, values)) for values in zip(*rows.values())]
+    assert len({len(f["query_cuts"]) for f in features}) > 1  # windows with different target counts get padded
+    batch = SetCollator(tokenizer)(features)
+    seq = sequences[0]  # its first window starts at the history's beginning: targets are items 1, 2, ...
+    for g, cut in enumerate(rows["query_cuts"][0]):
+        assert rows["input_ids"][0][:cut] == sequence_format.encode(seq[: g + 1])
+        assert rows["set_labels"][0][g] == labels[seq[g + 1]]
+    with torch.no_grad():
+        out = model(**batch)
+        for row, feature in enumerate(features):
+            for g, cut in enumerate(feature["query_cuts"]):
+                prefix = torch.tensor([feature["input_ids"][:cut]])
+                alone = model(prefix, torch.ones_like(prefix)).logits[0]  # (n, Vmax), the inference path
+                assert torch.allclose(out.logits[row, g], alone, atol=1e-4)
+        # the loss averages the real groups only (padding groups carry label -100)
+        weights, losses = torch.tensor([2.0, 1.0, 1.0]), []
+        for row, feature in enumerate(features):
+            for g in range(len(feature["query_cuts"])):
+                ce = torch.nn.functional.cross_entropy(
+                    out.logits[row, g], batch["set_labels"][row, g], reduction="none"
+                )
+                losses.append((ce * weights).sum() / weights.sum())
+        assert torch.isclose(out.loss, torch.stack(losses).mean(), atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------- bundles

@@ -47,31 +47,40 @@ class SetRecOutput(ModelOutput):
     logits: torch.Tensor | None = None
 
 
-def causal_set_mask(attention_mask: torch.Tensor, num_queries: int, dtype: torch.dtype):
-    """4D additive mask and position ids for ``[history ; queries]`` on a causal LM.
+def causal_set_mask(attention_mask: torch.Tensor, num_queries: int, dtype: torch.dtype, query_cuts=None):
+    """4D additive mask and position ids for ``[history ; query groups]`` on a causal LM.
 
     History rows are causal over real history tokens (pad keys are masked, so either padding side works; every row
-    sees itself, so no row is fully masked); query rows see every real history token and themselves only. Queries
-    all take the position right after the history.
+    sees itself, so no row is fully masked). Without ``query_cuts`` there is one group of ``num_queries`` queries
+    that sees every real history token; with ``query_cuts`` (B, G) group ``g`` sees the real tokens before column
+    ``query_cuts[b, g]`` (0: a padding group), so one row trains the next item of every prefix of a history (set
+    mode's windows). Each query sees itself and no other query, and takes the position right after the tokens it
+    sees, exactly as at inference.
 
     Returns:
-        mask (`torch.Tensor` of shape `(B, 1, L + n, L + n)`, 0 where allowed, ``finfo(dtype).min`` elsewhere),
-        position_ids (`torch.LongTensor` of shape `(B, L + n)`).
+        mask (`torch.Tensor` of shape `(B, 1, L + G * n, L + G * n)`, 0 where allowed, ``finfo(dtype).min``
+        elsewhere), position_ids (`torch.LongTensor` of shape `(B, L + G * n)`).
     """
     keep = attention_mask.bool()  # (B, L)
     batch, length = keep.shape
-    total = length + num_queries
     device = keep.device
+    if query_cuts is None:
+        query_cuts = torch.full((batch, 1), length, dtype=torch.long, device=device)
+    cuts = query_cuts.to(device).repeat_interleave(num_queries, dim=1)  # (B, Q): each group's cut, per query
+    queries = cuts.shape[1]
+    total = length + queries
     allowed = torch.zeros(batch, total, total, dtype=torch.bool, device=device)
     causal = torch.ones(length, length, dtype=torch.bool, device=device).tril()
     allowed[:, :length, :length] = causal[None] & keep[:, None, :]
     allowed[:, :length, :length] |= torch.eye(length, dtype=torch.bool, device=device)[None]
-    allowed[:, length:, :length] = keep[:, None, :]
-    allowed[:, length:, length:] = torch.eye(num_queries, dtype=torch.bool, device=device)[None]
+    before_cut = torch.arange(length, device=device)[None, None, :] < cuts[:, :, None]  # (B, Q, L)
+    allowed[:, length:, :length] = before_cut & keep[:, None, :]
+    allowed[:, length:, length:] = torch.eye(queries, dtype=torch.bool, device=device)[None]
     mask = torch.zeros(batch, 1, total, total, dtype=dtype, device=device)
     mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
-    history_positions = (keep.long().cumsum(1) - 1).clamp(min=0)  # (B, L)
-    query_positions = keep.long().sum(1, keepdim=True).expand(batch, num_queries)  # (B, n)
+    seen = keep.long().cumsum(1)  # (B, L) real tokens up to each column
+    history_positions = (seen - 1).clamp(min=0)
+    query_positions = seen.gather(1, (cuts - 1).clamp(min=0)) * (cuts > 0)  # (B, Q) real tokens before the cut
     return mask, torch.cat([history_positions, query_positions], dim=1)
 
 
@@ -167,19 +176,61 @@ class SetRecModel(nn.Module):
         )
         return out.logits[:, -n:]  # (B, n, V)
 
-    def forward(self, input_ids, attention_mask, set_labels=None) -> SetRecOutput:
-        """Per-position logits restricted to each position's vocabulary; weighted cross-entropy if ``set_labels``
-        (B, n) local token indices are given."""
-        full = self.query_logits(input_ids, attention_mask)  # (B, n, V)
-        index = self.vocab_ids.unsqueeze(0).expand(full.shape[0], -1, -1)  # (B, n, Vmax)
-        logits = full.gather(2, index).float().masked_fill(~self.vocab_valid, float("-inf"))  # (B, n, Vmax)
+    def window_logits(self, input_ids, attention_mask, query_cuts) -> torch.Tensor:
+        """(B, G, n, Vmax) logits, restricted to each position's vocabulary, of G query groups per row (a set-mode
+        window: group g predicts the item after the first ``query_cuts[:, g]`` tokens), in one forward pass of a
+        causal LM. A tied output layer is applied to the position vocabularies only (the rows of the input
+        embedding, new-token updates included); an untied one to the whole vocabulary, then gathered."""
+        if self.kind != CAUSAL:
+            raise ValueError("query_cuts (set-mode windows) need a causal backbone")
+        batch, groups, n = input_ids.shape[0], query_cuts.shape[1], self.num_positions
+        embed = self.backbone.get_input_embeddings()
+        dtype = embed.weight.dtype
+        mask, position_ids = causal_set_mask(attention_mask, n, dtype, query_cuts)
+        queries = self.queries.to(dtype).repeat(groups, 1).unsqueeze(0).expand(batch, -1, -1)  # (B, G * n, d)
+        decoder = getattr(self.backbone, "get_base_model", lambda: self.backbone)().get_decoder()
+        hidden = decoder(
+            inputs_embeds=torch.cat([embed(input_ids), queries], dim=1),
+            attention_mask=mask,
+            position_ids=position_ids,
+            use_cache=False,
+        ).last_hidden_state[:, -groups * n :]
+        hidden = hidden.reshape(batch, groups, n, -1)
+        if self.tied_output:
+            return torch.einsum("bgnd,nvd->bgnv", hidden, embed(self.vocab_ids))
+        full = self.backbone.get_output_embeddings()(hidden)  # (B, G, n, V)
+        return full.gather(3, self.vocab_ids.expand(batch, groups, -1, -1))
+
+    @property
+    def tied_output(self) -> bool:
+        """Whether the output layer is the input embedding (Llama-family ``tie_word_embeddings``, no logit scaling)."""
+        config = self.backbone.config
+        scaled = any(
+            getattr(config, name, None) for name in ("logit_scale", "logits_scaling", "final_logit_softcapping")
+        )
+        return bool(getattr(config, "tie_word_embeddings", False)) and not scaled
+
+    def forward(self, input_ids, attention_mask, set_labels=None, query_cuts=None) -> SetRecOutput:
+        """Per-position logits restricted to each position's vocabulary, (B, n, Vmax), or (B, G, n, Vmax) with
+        ``query_cuts`` (B, G) (:meth:`window_logits`); weighted cross-entropy if ``set_labels`` (local token
+        indices of the same leading shape, -100 for padding groups) are given."""
+        if query_cuts is not None:
+            logits = self.window_logits(input_ids, attention_mask, query_cuts).float()
+            logits = logits.masked_fill(~self.vocab_valid, float("-inf"))
+        else:
+            full = self.query_logits(input_ids, attention_mask)  # (B, n, V)
+            index = self.vocab_ids.unsqueeze(0).expand(full.shape[0], -1, -1)  # (B, n, Vmax)
+            logits = full.gather(2, index).float().masked_fill(~self.vocab_valid, float("-inf"))
         loss = None
         if set_labels is not None:
+            flat_labels = set_labels.reshape(-1, self.num_positions)  # (rows, n)
             per_position = nn.functional.cross_entropy(
-                logits.flatten(0, 1), set_labels.flatten(), reduction="none"
-            ).view_as(set_labels)  # (B, n)
-            weights = self.position_weights
-            loss = (per_position * weights).sum(1).mean() / weights.sum()
+                logits.reshape(-1, logits.shape[-1]), flat_labels.flatten(), reduction="none", ignore_index=-100
+            ).view_as(flat_labels)
+            real = (flat_labels[:, 0] != -100).float()  # padding groups carry -100 at every position
+            loss = ((per_position * self.position_weights).sum(1) * real).sum() / (
+                real.sum().clamp(min=1) * self.position_weights.sum()
+            )
         return SetRecOutput(loss=loss, logits=logits)
 
     # ------------------------------------------------------------------ trainer checkpoints

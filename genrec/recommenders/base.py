@@ -33,7 +33,7 @@ from genrec.bundle import (
 from genrec.indexing.base import ItemIndex
 from genrec.model_card import render_model_card
 from genrec.models.backbones import CAUSAL
-from genrec.tasks import Prompter
+from genrec.tasks import Prompter, SequenceFormat
 from genrec.utils import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,9 @@ class GenerativeRecommender:
         self.prompter = Prompter(
             index, self.titles, config.template_style, config.max_history, config.max_title_history, config.separator
         )
+        self.sequence_format = None  # template "sequence": the history is written as token ids, not text
+        if config.template_style == "sequence":
+            self.sequence_format = SequenceFormat(self.tokenizer, self.index, self.config.separator)
         self.tokenizer.truncation_side = "left"  # keep the most recent history when a prompt is too long
         if config.kind == CAUSAL:
             self.tokenizer.padding_side = "left"
@@ -300,6 +303,9 @@ class GenerativeRecommender:
     def encode(self, histories: Sequence[Sequence[str]]):
         """Tokenised prompts of cleaned histories (padded on the tokenizer's side; long prompts lose their oldest
         tokens). Shared with the pipeline, which encodes one history at a time and pads in its collate step."""
+        if self.sequence_format is not None:
+            ids = [{"input_ids": self.sequence_format.encode(h)} for h in histories]
+            return self.tokenizer.pad(ids, return_tensors="pt")
         prompts = [self.prompter.seqrec_prompt(h) for h in histories]
         return self.tokenizer(
             prompts, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_prompt_tokens

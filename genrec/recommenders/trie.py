@@ -10,7 +10,6 @@ from genrec.bundle import register_recommender
 from genrec.decoding import ItemTrie, TrieConstrainedLogitsProcessor, rank_items
 from genrec.models.backbones import CAUSAL, SEQ2SEQ
 from genrec.recommenders.base import GenerativeRecommender
-from genrec.tasks import SequenceFormat
 from genrec.tokens import identifier_token_ids
 
 
@@ -23,15 +22,6 @@ class TrieRecommender(GenerativeRecommender):
         self.trie = ItemTrie(
             identifier_token_ids(self.tokenizer, self.index), self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         ).to(self.device)
-        self.sequence_format = None
-        if self.config.template_style == "sequence":  # sequence mode: the history is written as token ids
-            self.sequence_format = SequenceFormat(self.tokenizer, self.index, self.config.separator)
-
-    def encode(self, histories: Sequence[Sequence[str]]):
-        if self.sequence_format is None:
-            return super().encode(histories)
-        ids = [{"input_ids": self.sequence_format.encode(h)} for h in histories]
-        return self.tokenizer.pad(ids, return_tensors="pt")
 
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_beams: int):
         """The KV cache of every prompt but its last token, computed once per user and then repeated for the beams

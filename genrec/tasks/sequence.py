@@ -45,32 +45,57 @@ class SequenceFormat:
             ids += self.item_tokens[item] + self.separator
         return ids
 
-    def training_rows(self, sequences: Sequence[Sequence[str]], window: int) -> dict[str, list[list[int]]]:
-        """``input_ids`` and ``labels`` for every training sequence, in windows of at most ``window`` items.
+    def windows(self, sequences: Sequence[Sequence[str]], window: int):
+        """``(sequence, begin, end, first_target)`` of every training window of at most ``window`` items.
 
         A history longer than ``window`` gives several windows, each ending ``window // 2`` items after the previous
-        one; a window's loss covers only the items the previous window did not, so every item after the first is a
-        target exactly once, with at least ``window // 2`` items of context (or all it has). Labels cover the
-        identifier tokens of target items; the start token and separators are never targets.
+        one; a window's targets are only the items the previous window did not have (positions ``first_target ..
+        end - 1``), so every item after the first is a target exactly once, with at least ``window // 2`` items of
+        context (or all it has).
         """
         if window < 2:
             raise ValueError(f"window must be >= 2 items, got {window}")
         stride = max(1, window // 2)
-        rows = {"input_ids": [], "labels": []}
         for seq in sequences:
             if len(seq) < 2:
                 continue
-            ends = list(range(len(seq), 1, -stride))[::-1]
             labelled_from = 1  # the first item has no history to predict it from
-            for end in ends:
+            for end in list(range(len(seq), 1, -stride))[::-1]:
                 begin = max(0, end - window)
-                ids, labels = [self.start], [IGNORE]
-                for position in range(begin, end):
-                    tokens = self.item_tokens[seq[position]]
-                    target = position >= labelled_from and position > begin
-                    ids += tokens + self.separator
-                    labels += (tokens if target else [IGNORE] * len(tokens)) + [IGNORE] * len(self.separator)
-                rows["input_ids"].append(ids)
-                rows["labels"].append(labels)
+                yield seq, begin, end, max(labelled_from, begin + 1)
                 labelled_from = end
+
+    def training_rows(self, sequences: Sequence[Sequence[str]], window: int) -> dict[str, list[list[int]]]:
+        """``input_ids`` and ``labels`` of every training window (:meth:`windows`). Labels cover the identifier
+        tokens of target items; the start token and separators are never targets."""
+        rows = {"input_ids": [], "labels": []}
+        for seq, begin, end, first_target in self.windows(sequences, window):
+            ids, labels = [self.start], [IGNORE]
+            for position in range(begin, end):
+                tokens = self.item_tokens[seq[position]]
+                ids += tokens + self.separator
+                labels += (tokens if position >= first_target else [IGNORE] * len(tokens)) + [IGNORE] * len(
+                    self.separator
+                )
+            rows["input_ids"].append(ids)
+            rows["labels"].append(labels)
+        return rows
+
+    def set_training_rows(
+        self, sequences: Sequence[Sequence[str]], window: int, item_labels: dict[str, list[int]]
+    ) -> dict[str, list]:
+        """Set mode's windows (:meth:`windows`): ``input_ids`` (the window up to its last target),
+        ``query_cuts`` (per target, the number of tokens before it: its queries see exactly the prompt that
+        :meth:`encode` writes for the history before it) and ``set_labels`` (per target, ``item_labels[item]``)."""
+        rows = {"input_ids": [], "query_cuts": [], "set_labels": []}
+        for seq, begin, end, first_target in self.windows(sequences, window):
+            ids, cuts, labels = [self.start], [], []
+            for position in range(begin, end):
+                if position >= first_target:
+                    cuts.append(len(ids))
+                    labels.append(item_labels[seq[position]])
+                ids += self.item_tokens[seq[position]] + self.separator
+            rows["input_ids"].append(ids[: cuts[-1]])  # the last target's tokens are no query's context
+            rows["query_cuts"].append(cuts)
+            rows["set_labels"].append(labels)
         return rows
