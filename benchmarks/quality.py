@@ -220,7 +220,7 @@ def studies() -> dict[str, Study]:
             ),
         ),
         "llm": Study(
-            "Pretrained LLMs with LoRA in sequence mode vs Pop and SASRec (CPU budgets)",
+            "Pretrained LLMs with LoRA (sequence and set modes) vs Pop and SASRec (CPU budgets)",
             "LC-Rec (Zheng et al. 2024) and the LLM-recommendation papers: an LLM tuned to generate item identifiers "
             "is a strong sequential recommender",
             (
@@ -228,8 +228,9 @@ def studies() -> dict[str, Study]:
                 row("SASRec", "sasrec"),
                 row("lcrec_smollm", "lcrec_smollm"),
                 row("lcrec_qwen (offline GGUF, first 4 layers, 40 steps or 30 min)", "lcrec_qwen", **QWEN_CPU),
+                row("setrec_smollm", "setrec_smollm"),
             ),
-            claims=(("lcrec_smollm", "Pop"), ("lcrec_smollm", "SASRec")),
+            claims=(("lcrec_smollm", "Pop"), ("lcrec_smollm", "SASRec"), ("setrec_smollm", "Pop")),
         ),
         "lcrec": Study(
             "LC-Rec with SmolLM2-135M: sequential recommendation alone vs + explicit vs + implicit alignment tasks "

@@ -126,7 +126,8 @@ def test_first_layers_refuses_impossible_counts(tiny_causal_backbone):
 
 
 def test_set_mode_windows_on_a_pretrained_llm_train_and_reload_identically(tmp_path, tiny_causal_backbone, tiny_split):
-    """SETRec on a causal LLM with history windows (template ``sequence``), alignment rows, LoRA, first layers."""
+    """SETRec on a causal LLM with history windows (template ``sequence``), alignment rows, LoRA, first layers and
+    queries anchored on the last item; the anchor needs histories written as token ids."""
     recipe = _recipe(
         tmp_path,
         tiny_causal_backbone,
@@ -136,11 +137,13 @@ def test_set_mode_windows_on_a_pretrained_llm_train_and_reload_identically(tmp_p
         tasks="seqrec,item2index,titles2index",
         backbone_layers=1,
         item_token_init="title+cooccurrence",
+        set_anchor_last_item=True,
     )
     recommender, metrics = run_recipe(recipe)
     assert metrics["invalid_rate"] == 0.0 and metrics["steps"] > 0
     loaded = GenerativeRecommender.from_pretrained(tmp_path / "run" / "bundle")
     assert loaded.config.decoder == "set" and loaded.config.template_style == "sequence"
+    assert loaded.model.anchor_last_item and loaded.config.anchor_last_item
     histories = tiny_split.histories("test")[:5]
     encoded = loaded.encode(histories)  # the history as token ids, as the training windows wrote it
     assert encoded["input_ids"][0][encoded["attention_mask"][0].bool()].tolist() == loaded.sequence_format.encode(
@@ -151,3 +154,7 @@ def test_set_mode_windows_on_a_pretrained_llm_train_and_reload_identically(tmp_p
     assert [[r.item_id for r in rs] for rs in before] == [[r.item_id for r in rs] for rs in after]
     for a, b in zip(before, after):
         assert [r.score for r in a] == pytest.approx([r.score for r in b], abs=1e-5)
+    with pytest.raises(ValueError, match="set_anchor_last_item .* needs mode 'set', template_style 'sequence'"):
+        recipe_from_dict(
+            {**TINY_SEQUENCE_RECIPE, "mode": "set", "template_style": "tiger", "set_anchor_last_item": True}
+        )

@@ -289,10 +289,11 @@ def test_cf_weight_weights_the_cf_position(t5_setup, set_index):
 
 
 # ---------------------------------------------------------------------------------------------- windows
-@pytest.mark.parametrize("tied", [False, True])
-def test_window_query_groups_equal_inference_on_each_prefix(tied, set_index, tmp_path):
+@pytest.mark.parametrize(("tied", "anchor"), [(False, False), (True, False), (True, True)])
+def test_window_query_groups_equal_inference_on_each_prefix(tied, anchor, set_index, tmp_path):
     """A window row trains every target at once: group g's logits must equal the model run on the prompt that
-    inference writes for the history before target g, for tied (restricted rows) and untied output layers."""
+    inference writes for the history before target g, for tied (restricted rows) and untied output layers, with
+    and without queries anchored on the last item."""
     index, _, split = set_index
     backbone, tokenizer = tiny_llama(index, save_tiny_causal_backbone(tmp_path, tie_word_embeddings=tied), seed=3)
     backbone = apply_lora(backbone, CAUSAL, tokenizer.convert_tokens_to_ids(index.new_tokens))
@@ -300,7 +301,8 @@ def test_window_query_groups_equal_inference_on_each_prefix(tied, set_index, tmp
         for p in backbone.parameters():
             if p.requires_grad:
                 p.add_(0.05 * torch.randn_like(p))
-    model, vocab = set_model(backbone, CAUSAL, index, tokenizer, cf_weight=2.0)
+    vocab = SetVocabulary.from_index(index, tokenizer)
+    model = SetRecModel(backbone, CAUSAL, vocab.token_ids, vocab.position_weights(2.0), anchor_last_item=anchor).eval()
     assert model.tied_output == tied
     sequence_format = SequenceFormat(tokenizer, index)
     table = vocab.item_table.tolist()
@@ -330,6 +332,23 @@ def test_window_query_groups_equal_inference_on_each_prefix(tied, set_index, tmp
                 )
                 losses.append((ce * weights).sum() / weights.sum())
         assert torch.isclose(out.loss, torch.stack(losses).mean(), atol=1e-5)
+
+
+def test_anchored_queries_start_at_the_last_items_tokens(set_index, tiny_causal_backbone):
+    index, _, split = set_index
+    backbone, tokenizer = tiny_llama(index, tiny_causal_backbone)
+    vocab = SetVocabulary.from_index(index, tokenizer)
+    n = len(vocab.positions)
+    model = SetRecModel(backbone, CAUSAL, vocab.token_ids, queries=torch.zeros(n, 32), anchor_last_item=True)
+    history = split.histories("test")[0]
+    ids = torch.tensor([SequenceFormat(tokenizer, index).encode(history)])
+    embed = backbone.get_input_embeddings()
+    inputs = model._query_inputs(ids, torch.tensor([[ids.shape[1]]]), embed)  # (1, n, d)
+    last_item = torch.tensor(vocab.item_table[index.position(history[-1])])  # local index per position
+    expected = embed(torch.tensor([vocab.token_ids[p][int(last_item[p])] for p in range(n)]))
+    assert torch.allclose(inputs[0], expected)  # query p starts at the last item's token of position p
+    with pytest.raises(ValueError, match="anchor_last_item needs a causal backbone"):
+        SetRecModel(backbone, SEQ2SEQ, vocab.token_ids, anchor_last_item=True)
 
 
 # ---------------------------------------------------------------------------------------------- bundles

@@ -101,7 +101,12 @@ class SetRecModel(nn.Module):
         position_token_ids (`list[list[int]]`): per position, the token ids of its vocabulary.
         position_weights (`list[float]`, *optional*): loss weight of each position (default all 1).
         queries (`torch.Tensor` of shape `(positions, hidden)`, *optional*): initial query vectors; by default
-            Gaussian with the standard deviation of the input embeddings, so they start at the embeddings' scale.
+            Gaussian with the standard deviation of the input embeddings, so they start at the embeddings' scale
+            (near zero with ``anchor_last_item``, where they are offsets).
+        anchor_last_item (`bool`, defaults to `False`): causal LMs with histories written as token ids: query p's
+            input is its vector plus the embedding of the last history item's p-th token, so before any training
+            each query reads out like that token (with identifier rows started at co-occurrence vectors, a tied
+            output layer then ranks the last item's neighbours high) instead of starting from nothing.
 
     Example:
         >>> weights = vocab.position_weights(cf_weight=2.0)  # doctest: +SKIP
@@ -109,7 +114,9 @@ class SetRecModel(nn.Module):
         >>> model(input_ids, attention_mask, set_labels=labels).loss  # doctest: +SKIP
     """
 
-    def __init__(self, backbone, kind: str, position_token_ids, position_weights=None, queries=None):
+    def __init__(
+        self, backbone, kind: str, position_token_ids, position_weights=None, queries=None, anchor_last_item=False
+    ):
         super().__init__()
         if kind not in (SEQ2SEQ, CAUSAL):
             raise ValueError(f"kind must be {SEQ2SEQ!r} or {CAUSAL!r}, got {kind!r}")
@@ -121,9 +128,13 @@ class SetRecModel(nn.Module):
             raise ValueError(f"need {n} non-negative position weights with a positive sum, got {position_weights}")
         self.backbone = backbone
         self.kind = kind
+        if anchor_last_item and kind != CAUSAL:
+            raise ValueError("anchor_last_item needs a causal backbone")
+        self.anchor_last_item = anchor_last_item
         embeddings = backbone.get_input_embeddings().weight
         if queries is None:
-            queries = torch.randn(n, embeddings.shape[1]) * embeddings.detach().float().std()
+            scale = embeddings.detach().float().std() * (1e-2 if anchor_last_item else 1.0)
+            queries = torch.randn(n, embeddings.shape[1]) * scale
         if tuple(queries.shape) != (n, embeddings.shape[1]):
             raise ValueError(f"queries must have shape {(n, embeddings.shape[1])}, got {tuple(queries.shape)}")
         self.queries = nn.Parameter(queries.detach().clone().to(torch.float32))
@@ -165,8 +176,11 @@ class SetRecModel(nn.Module):
                 use_cache=False,
             )
             return out.logits  # (B, n, V)
-        mask, position_ids = causal_set_mask(attention_mask, n, dtype)
-        inputs_embeds = torch.cat([embed(input_ids), queries], dim=1)  # (B, L + n, d)
+        length = attention_mask.shape[1]
+        columns = torch.arange(1, length + 1, device=attention_mask.device)
+        cuts = (attention_mask.long() * columns).amax(1, keepdim=True)  # (B, 1): just after the last real token
+        mask, position_ids = causal_set_mask(attention_mask, n, dtype, cuts)
+        inputs_embeds = torch.cat([embed(input_ids), self._query_inputs(input_ids, cuts, embed)], dim=1)
         out = self.backbone(
             inputs_embeds=inputs_embeds,
             attention_mask=mask,
@@ -175,6 +189,16 @@ class SetRecModel(nn.Module):
             logits_to_keep=n,
         )
         return out.logits[:, -n:]  # (B, n, V)
+
+    def _query_inputs(self, input_ids, query_cuts, embed) -> torch.Tensor:
+        """(B, G * n, d) input vectors of G query groups (causal LMs): the learned vectors, plus with
+        ``anchor_last_item`` the embeddings of the n tokens just before each group's cut (the last item's tokens)."""
+        batch, groups, n = input_ids.shape[0], query_cuts.shape[1], self.num_positions
+        queries = self.queries.to(embed.weight.dtype).repeat(groups, 1).unsqueeze(0).expand(batch, -1, -1)
+        if not self.anchor_last_item:
+            return queries
+        last_item = query_cuts[:, :, None] - n + torch.arange(n, device=query_cuts.device)  # (B, G, n)
+        return queries + embed(input_ids.gather(1, last_item.clamp(min=0).flatten(1)))
 
     def window_logits(self, input_ids, attention_mask, query_cuts) -> torch.Tensor:
         """(B, G, n, Vmax) logits, restricted to each position's vocabulary, of G query groups per row (a set-mode
@@ -187,10 +211,9 @@ class SetRecModel(nn.Module):
         embed = self.backbone.get_input_embeddings()
         dtype = embed.weight.dtype
         mask, position_ids = causal_set_mask(attention_mask, n, dtype, query_cuts)
-        queries = self.queries.to(dtype).repeat(groups, 1).unsqueeze(0).expand(batch, -1, -1)  # (B, G * n, d)
         decoder = getattr(self.backbone, "get_base_model", lambda: self.backbone)().get_decoder()
         hidden = decoder(
-            inputs_embeds=torch.cat([embed(input_ids), queries], dim=1),
+            inputs_embeds=torch.cat([embed(input_ids), self._query_inputs(input_ids, query_cuts, embed)], dim=1),
             attention_mask=mask,
             position_ids=position_ids,
             use_cache=False,

@@ -27,6 +27,9 @@ class SetBundleConfig(BundleConfig):
     cf_score_weight: float = field(
         default=1.0, metadata={"help": "Weight of the CF token's log-probability in an item's score at decoding."}
     )
+    anchor_last_item: bool = field(
+        default=False, metadata={"help": "Query inputs add the last history item's token embeddings (causal LMs)."}
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -116,4 +119,6 @@ class SetRecommender(GenerativeRecommender):
         vocabulary = SetVocabulary.from_index(parts.index, parts.tokenizer)
         queries = load_file(str(path / SET_HEAD_NAME))["queries"]
         weights = vocabulary.position_weights(config.cf_weight)
-        return SetRecModel(parts.backbone, config.kind, vocabulary.token_ids, weights, queries)
+        return SetRecModel(
+            parts.backbone, config.kind, vocabulary.token_ids, weights, queries, config.anchor_last_item
+        )

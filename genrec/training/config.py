@@ -132,6 +132,14 @@ class RecipeConfig:
     set_cf_score_weight: float = field(
         default=1.0, metadata={"help": "mode=set: weight of the CF token's log-probability in item scores."}
     )
+    set_anchor_last_item: bool = field(
+        default=False,
+        metadata={
+            "help": "mode=set, causal LM, template_style sequence: each query's input is its vector plus the "
+            "embedding of the last history item's token at its position (queries start as a read-out of the last "
+            "item instead of from nothing)."
+        },
+    )
 
     def __post_init__(self):
         from genrec.tasks.prompts import TASKS
@@ -150,6 +158,13 @@ class RecipeConfig:
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; available: {TASKS}")
+        if self.set_anchor_last_item and (
+            self.mode != "set" or self.template_style != "sequence" or self.history_separator
+        ):
+            raise ValueError(
+                "set_anchor_last_item reads the last item's tokens at the end of the history: it needs mode 'set', "
+                "template_style 'sequence' and an empty history_separator"
+            )
 
 
 @dataclass

@@ -157,7 +157,9 @@ def train_set(recipe, command: str | None = None, data=None):
         tokenizer.padding_side = "left"
     vocabulary = SetVocabulary.from_index(index, tokenizer)
     weights = vocabulary.position_weights(cfg.set_cf_weight)
-    model = SetRecModel(backbone.model, backbone.kind, vocabulary.token_ids, weights)
+    model = SetRecModel(
+        backbone.model, backbone.kind, vocabulary.token_ids, weights, anchor_last_item=cfg.set_anchor_last_item
+    )
 
     if cfg.template_style == "sequence":
         if backbone.kind != CAUSAL:
@@ -184,6 +186,7 @@ def train_set(recipe, command: str | None = None, data=None):
         positions=vocabulary.positions,
         cf_weight=cfg.set_cf_weight,
         cf_score_weight=cfg.set_cf_score_weight,
+        anchor_last_item=cfg.set_anchor_last_item,
     )
     recommender = SetRecommender(model, tokenizer, index, config, prepared.titles)
     trainer = SetRecTrainer(
