@@ -73,8 +73,8 @@ def set_training_dataset(
 
 def set_window_dataset(prepared, sequence_format: SequenceFormat, vocabulary: SetVocabulary, cfg, seed: int):
     """Set mode's training rows for a causal LM with ``template_style: sequence``: every user's training history in
-    windows of ``max_history + 1`` items (``query_cuts`` + ``set_labels`` per target), plus the alignment tasks as
-    one-group rows (at most ``max_task_examples`` each), shuffled."""
+    windows of ``max_history + 1`` items (``query_cuts`` + ``set_labels`` per target; at most ``max_train_examples``
+    windows), plus the alignment tasks as one-group rows (at most ``max_task_examples`` each), shuffled."""
     from datasets import Dataset, concatenate_datasets
 
     table = vocabulary.item_table.tolist()
@@ -85,7 +85,10 @@ def set_window_dataset(prepared, sequence_format: SequenceFormat, vocabulary: Se
         rows = sequence_format.set_training_rows(prepared.split.train, cfg.max_history + 1, item_labels)
         if not rows["input_ids"]:
             raise ValueError("no training sequence has two items; set mode has nothing to learn from")
-        parts.append(Dataset.from_dict(rows))
+        windows = Dataset.from_dict(rows)
+        if cfg.max_train_examples and len(windows) > cfg.max_train_examples:
+            windows = windows.select(range(cfg.max_train_examples))
+        parts.append(windows)
     for task in (t for t in cfg.tasks if t != "seqrec"):
         pairs = set_training_dataset(
             prepared.prompter,
