@@ -10,10 +10,13 @@ not the other queries, so the queries are decoded simultaneously and independent
   diagonal (a 4D additive mask, which transformers passes to the attention layers as-is).
 - Causal LMs (Llama, Qwen, SmolLM): ``inputs_embeds = [history ; queries]`` with a 4D additive mask that is causal
   over the history (padding on either side is masked) and lets each query see the real history tokens and itself;
-  the queries all sit at the position right after the history.
+  the queries all sit at the position right after the history. In training, one row can carry a group of queries
+  per target item of a history window (``query_cuts``), each group seeing only the tokens before its item, so one
+  forward pass trains every next-item position (:meth:`SetRecModel.window_logits`).
 
 Each query's hidden state goes through the backbone's own LM head (so tying, T5's rescaling and peft's trainable
-new-token rows all apply) and is restricted to its position's token ids: the item tokens added to the vocabulary
+new-token rows all apply; windows on a tied head multiply by the position vocabularies' rows alone, the same
+numbers without the full-vocabulary product) and is restricted to its position's token ids: the item tokens added to the vocabulary
 are the output parameters being learned. Training is cross-entropy per position on the target item's token, the CF
 position weighted by ``cf_weight``. Decoding scores **every catalog item** as the weighted sum of its tokens'
 log-probabilities (a gather from a ``(num_items, positions)`` table) and takes an exact ``torch.topk``: no beam
