@@ -14,8 +14,8 @@ not the other queries, so the queries are decoded simultaneously and independent
   per target item of a history window (``query_cuts``), each group seeing only the tokens before its item, so one
   forward pass trains every next-item position (:meth:`SetRecModel.window_logits`).
 
-Each query's hidden state goes through the backbone's own LM head (so tying, T5's rescaling and peft's trainable new-
-token rows all apply; windows on a tied head multiply by the position vocabularies' rows alone, the same numbers
+Each query's hidden state goes through the backbone's own LM head (so tying, T5's rescaling and peft's trainable
+new-token rows all apply; windows on a tied head multiply by the position vocabularies' rows alone, the same numbers
 without the full-vocabulary product) and is restricted to its position's token ids: the item tokens added to the
 vocabulary are the output parameters being learned. Training is cross-entropy per position on the target item's
 token, the CF position weighted by ``cf_weight``. Decoding scores **every catalog item** as the weighted sum of its
