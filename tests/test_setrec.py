@@ -343,7 +343,8 @@ def test_anchored_queries_start_at_the_last_items_tokens(set_index, tiny_causal_
     history = split.histories("test")[0]
     ids = torch.tensor([SequenceFormat(tokenizer, index).encode(history)])
     embed = backbone.get_input_embeddings()
-    inputs = model._query_inputs(ids, torch.tensor([[ids.shape[1]]]), embed)  # (1, n, d)
+    inputs_embeds, _, _ = model._causal_inputs(ids, torch.ones_like(ids), torch.tensor([[ids.shape[1]]]))
+    inputs = inputs_embeds[:, -n:]  # (1, n, d): the queries after the history
     last_item = torch.tensor(vocab.item_table[index.position(history[-1])])  # local index per position
     expected = embed(torch.tensor([vocab.token_ids[p][int(last_item[p])] for p in range(n)]))
     assert torch.allclose(inputs[0], expected)  # query p starts at the last item's token of position p

@@ -179,11 +179,9 @@ class SetRecModel(nn.Module):
                 use_cache=False,
             )
             return out.logits  # (B, n, V)
-        length = attention_mask.shape[1]
-        columns = torch.arange(1, length + 1, device=attention_mask.device)
+        columns = torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device)
         cuts = (attention_mask.long() * columns).amax(1, keepdim=True)  # (B, 1): just after the last real token
-        mask, position_ids = causal_set_mask(attention_mask, n, dtype, cuts)
-        inputs_embeds = torch.cat([embed(input_ids), self._query_inputs(input_ids, cuts, embed)], dim=1)
+        inputs_embeds, mask, position_ids = self._causal_inputs(input_ids, attention_mask, cuts)
         out = self.backbone(
             inputs_embeds=inputs_embeds,
             attention_mask=mask,
@@ -193,15 +191,18 @@ class SetRecModel(nn.Module):
         )
         return out.logits[:, -n:]  # (B, n, V)
 
-    def _query_inputs(self, input_ids, query_cuts, embed) -> torch.Tensor:
-        """(B, G * n, d) input vectors of G query groups (causal LMs): the learned vectors, plus with
-        ``anchor_last_item`` the embeddings of the n tokens just before each group's cut (the last item's tokens)."""
+    def _causal_inputs(self, input_ids, attention_mask, query_cuts):
+        """``inputs_embeds`` ``[history ; G query groups]``, 4D mask and position ids for a causal LM. A query's
+        input is its learned vector, plus with ``anchor_last_item`` the embedding of the token at its position among
+        the n tokens just before its group's cut (the last item's tokens)."""
         batch, groups, n = input_ids.shape[0], query_cuts.shape[1], self.num_positions
+        embed = self.backbone.get_input_embeddings()
         queries = self.queries.to(embed.weight.dtype).repeat(groups, 1).unsqueeze(0).expand(batch, -1, -1)
-        if not self.anchor_last_item:
-            return queries
-        last_item = query_cuts[:, :, None] - n + torch.arange(n, device=query_cuts.device)  # (B, G, n)
-        return queries + embed(input_ids.gather(1, last_item.clamp(min=0).flatten(1)))
+        if self.anchor_last_item:
+            last_item = query_cuts[:, :, None] - n + torch.arange(n, device=query_cuts.device)  # (B, G, n)
+            queries = queries + embed(input_ids.gather(1, last_item.clamp(min=0).flatten(1)))
+        mask, position_ids = causal_set_mask(attention_mask, n, embed.weight.dtype, query_cuts)
+        return torch.cat([embed(input_ids), queries], dim=1), mask, position_ids
 
     def window_logits(self, input_ids, attention_mask, query_cuts) -> torch.Tensor:
         """(B, G, n, Vmax) logits, restricted to each position's vocabulary, of G query groups per row (a set-mode
@@ -211,19 +212,17 @@ class SetRecModel(nn.Module):
         if self.kind != CAUSAL:
             raise ValueError("query_cuts (set-mode windows) need a causal backbone")
         batch, groups, n = input_ids.shape[0], query_cuts.shape[1], self.num_positions
-        embed = self.backbone.get_input_embeddings()
-        dtype = embed.weight.dtype
-        mask, position_ids = causal_set_mask(attention_mask, n, dtype, query_cuts)
+        inputs_embeds, mask, position_ids = self._causal_inputs(input_ids, attention_mask, query_cuts)
         decoder = getattr(self.backbone, "get_base_model", lambda: self.backbone)().get_decoder()
         hidden = decoder(
-            inputs_embeds=torch.cat([embed(input_ids), self._query_inputs(input_ids, query_cuts, embed)], dim=1),
+            inputs_embeds=inputs_embeds,
             attention_mask=mask,
             position_ids=position_ids,
             use_cache=False,
         ).last_hidden_state[:, -groups * n :]
         hidden = hidden.reshape(batch, groups, n, -1)
         if self.tied_output:
-            return torch.einsum("bgnd,nvd->bgnv", hidden, embed(self.vocab_ids))
+            return torch.einsum("bgnd,nvd->bgnv", hidden, self.backbone.get_input_embeddings()(self.vocab_ids))
         full = self.backbone.get_output_embeddings()(hidden)  # (B, G, n, V)
         return full.gather(3, self.vocab_ids.expand(batch, groups, -1, -1))
 
@@ -241,12 +240,11 @@ class SetRecModel(nn.Module):
         ``query_cuts`` (B, G) (:meth:`window_logits`); weighted cross-entropy if ``set_labels`` (local token
         indices of the same leading shape, -100 for padding groups) are given."""
         if query_cuts is not None:
-            logits = self.window_logits(input_ids, attention_mask, query_cuts).float()
-            logits = logits.masked_fill(~self.vocab_valid, float("-inf"))
+            logits = self.window_logits(input_ids, attention_mask, query_cuts)  # (B, G, n, Vmax)
         else:
             full = self.query_logits(input_ids, attention_mask)  # (B, n, V)
-            index = self.vocab_ids.unsqueeze(0).expand(full.shape[0], -1, -1)  # (B, n, Vmax)
-            logits = full.gather(2, index).float().masked_fill(~self.vocab_valid, float("-inf"))
+            logits = full.gather(2, self.vocab_ids.unsqueeze(0).expand(full.shape[0], -1, -1))  # (B, n, Vmax)
+        logits = logits.float().masked_fill(~self.vocab_valid, float("-inf"))
         loss = None
         if set_labels is not None:
             flat_labels = set_labels.reshape(-1, self.num_positions)  # (rows, n)
