@@ -459,13 +459,17 @@ def test_bad_index_options_name_the_flag(cli, tmp_path):
 
 @pytest.fixture
 def no_network(monkeypatch):
-    """Any attempt to reach the network fails the test at once."""
+    """Any attempt to reach the network fails at once and is recorded in the returned list (so an attempt that the
+    code under test catches and retries is still seen)."""
+    attempts = []
 
     def refuse(*args, **kwargs):
+        attempts.append(args[:2])
         raise AssertionError(f"network access attempted: {args[:2]}")
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
 
 
 def test_a_missing_bundle_fails_fast_without_the_network(no_network, tmp_path):
@@ -476,12 +480,11 @@ def test_a_missing_bundle_fails_fast_without_the_network(no_network, tmp_path):
         ("org/name", "does not exist"),
         (str(tmp_path / "missing"), "does not exist"),
     ]:
-        start = time.perf_counter()
         with pytest.raises(FileNotFoundError, match=expected):
             pipeline("next-item-recommendation", model=model)
-        assert time.perf_counter() - start < 5
         with pytest.raises(FileNotFoundError, match="does not exist"):
             GenerativeRecommender.from_pretrained(model)
+    assert no_network == []  # refused from the local check alone: no hub lookup, so no retries to wait for
 
 
 def test_an_unreachable_hub_model_fails_fast(no_network, cli, monkeypatch, tmp_path_factory, tmp_path):
