@@ -10,6 +10,7 @@ from genrec.tasks import build_task_dataset
 from genrec.training.recipe import (
     build_backbone,
     bundle_fields,
+    first_rows,
     harness_options,
     prepare_recipe,
     register_mode,
@@ -35,9 +36,7 @@ def train_prefix(recipe, command: str | None = None, data=None):
     model, tokenizer, kind = backbone.model, backbone.tokenizer, backbone.kind
 
     dataset = build_task_dataset(prepared.prompter, prepared.split, cfg.tasks, seed=recipe.training.seed)
-    if cfg.max_train_examples and len(dataset) > cfg.max_train_examples:
-        dataset = dataset.select(range(cfg.max_train_examples))
-    train_dataset = tokenize_pairs(dataset, tokenizer, kind)
+    train_dataset = tokenize_pairs(first_rows(dataset, cfg.max_train_examples), tokenizer, kind)
     eval_dataset = tokenize_pairs(validation_pairs(prepared.prompter, prepared.split, prepared.index), tokenizer, kind)
 
     config = BundleConfig(**bundle_fields(recipe, backbone, prepared, command))

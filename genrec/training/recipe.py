@@ -211,6 +211,12 @@ def stopping_callbacks(cfg: RecipeConfig) -> list:
     return callbacks
 
 
+def first_rows(dataset, limit: int | None):
+    """The first ``limit`` rows of a ``datasets.Dataset`` (all of them when ``limit`` is None or 0): the one place
+    the ``max_*_examples`` caps are applied."""
+    return dataset.select(range(limit)) if limit and len(dataset) > limit else dataset
+
+
 def validation_pairs(prompter: Prompter, split: LeaveOneOutSplit, index: ItemIndex, limit: int = 64):
     """A small (prompt, target) validation set: the Trainer needs an eval dataset, though the harness evaluation
     scores the validation split itself."""

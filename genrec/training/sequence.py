@@ -15,6 +15,7 @@ from genrec.tasks import SequenceFormat, build_task_dataset
 from genrec.training.recipe import (
     build_backbone,
     bundle_fields,
+    first_rows,
     harness_options,
     prepare_recipe,
     register_mode,
@@ -33,10 +34,7 @@ def sequence_dataset(split, sequence_format: SequenceFormat, window: int, max_ro
     rows = sequence_format.training_rows(split.train, window)
     if not rows["input_ids"]:
         raise ValueError("no training sequence has two items; sequence mode has nothing to learn from")
-    dataset = Dataset.from_dict(rows)
-    if max_rows and len(dataset) > max_rows:
-        dataset = dataset.select(range(max_rows))
-    return dataset
+    return first_rows(Dataset.from_dict(rows), max_rows)
 
 
 def alignment_dataset(prepared, tokenizer, tasks, max_per_task: int | None, seed: int):
@@ -46,9 +44,7 @@ def alignment_dataset(prepared, tokenizer, tasks, max_per_task: int | None, seed
     parts = []
     for task in (t for t in tasks if t != "seqrec"):
         pairs = build_task_dataset(prepared.prompter, prepared.split, [task], seed=seed)
-        if max_per_task and len(pairs) > max_per_task:
-            pairs = pairs.select(range(max_per_task))
-        parts.append(tokenize_pairs(pairs, tokenizer, CAUSAL))
+        parts.append(tokenize_pairs(first_rows(pairs, max_per_task), tokenizer, CAUSAL))
     return concatenate_datasets(parts) if parts else None
 
 
@@ -93,7 +89,7 @@ def train_sequence(recipe, command: str | None = None, data=None):
         model=backbone.model,
         args=training_args(TrainingArguments, recipe.training),
         train_dataset=train_dataset,
-        eval_dataset=train_dataset.select(range(min(8, len(train_dataset)))),  # the harness validates; unused
+        eval_dataset=first_rows(train_dataset, 8),  # the harness validates; unused
         data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
         processing_class=tokenizer,
         callbacks=stopping_callbacks(cfg),

@@ -23,6 +23,7 @@ from genrec.tasks import Prompter, SequenceFormat, build_task_dataset
 from genrec.training.recipe import (
     build_backbone,
     bundle_fields,
+    first_rows,
     harness_options,
     prepare_recipe,
     register_mode,
@@ -65,9 +66,7 @@ def set_training_dataset(
     bad = [t for t in tasks if t not in IDENTIFIER_TASKS]
     if bad:
         raise ValueError(f"set decoding predicts identifiers; tasks {bad} have text targets (use {IDENTIFIER_TASKS})")
-    dataset = build_task_dataset(prompter, split, tasks, seed=seed)
-    if max_examples and len(dataset) > max_examples:
-        dataset = dataset.select(range(max_examples))
+    dataset = first_rows(build_task_dataset(prompter, split, tasks, seed=seed), max_examples)
     return encode_set_pairs(dataset, tokenizer, prompter.index, vocabulary, max_prompt_tokens)
 
 
@@ -85,10 +84,7 @@ def set_window_dataset(prepared, sequence_format: SequenceFormat, vocabulary: Se
         rows = sequence_format.set_training_rows(prepared.split.train, cfg.max_history + 1, item_labels)
         if not rows["input_ids"]:
             raise ValueError("no training sequence has two items; set mode has nothing to learn from")
-        windows = Dataset.from_dict(rows)
-        if cfg.max_train_examples and len(windows) > cfg.max_train_examples:
-            windows = windows.select(range(cfg.max_train_examples))
-        parts.append(windows)
+        parts.append(first_rows(Dataset.from_dict(rows), cfg.max_train_examples))
     for task in (t for t in cfg.tasks if t != "seqrec"):
         pairs = set_training_dataset(
             prepared.prompter,
@@ -169,7 +165,7 @@ def train_set(recipe, command: str | None = None, data=None):
             raise ValueError(f"set mode with template_style 'sequence' needs a causal backbone, got {cfg.backbone!r}")
         sequence_format = SequenceFormat(tokenizer, index, cfg.history_separator)
         train_dataset = set_window_dataset(prepared, sequence_format, vocabulary, cfg, recipe.training.seed)
-        eval_dataset = train_dataset.select(range(min(8, len(train_dataset))))  # the harness validates; unused
+        eval_dataset = first_rows(train_dataset, 8)  # the harness validates; unused
     else:
         train_dataset = set_training_dataset(
             prepared.prompter,
