@@ -102,3 +102,14 @@ def test_set_errors(tiny_data, tiny_split):
         build_indexer("set", **OPTIONS).fit(tiny_data.items, tiny_split.train, embeddings=X)
     with pytest.raises(ValueError, match="semantic_dim"):
         build_indexer("set", num_semantic=4, semantic_dim=2)
+
+
+def test_zero_cf_clusters_gives_every_warm_item_its_own_cf_token(tiny_data, tiny_split):
+    X = content(tiny_data.num_items)
+    held_out = {"i0"}
+    train = [[i for i in seq if i not in held_out] for seq in tiny_split.train]
+    index = build_indexer("set", **{**OPTIONS, "num_cf_clusters": 0}).fit(tiny_data.items, train, embeddings=X)
+    warm = [item for item in index.item_ids if item not in held_out]
+    assert index.state["position_sizes"][0] == len(warm) == index.stats["warm_items"]
+    assert len({parse(index.identifier(item))[0] for item in warm}) == len(warm)  # no two warm items share one
+    assert len(set(index.identifiers)) == len(index)  # the cold item borrows a CF token but stays unique

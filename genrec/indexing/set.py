@@ -5,7 +5,9 @@ Every item gets ``1 + num_semantic`` tokens, one per *position*, each position w
 - ``<cf_N>``: collaborative token. Item CF embeddings come from a truncated SVD of the degree-normalised
   user × item matrix of the **training** sequences (the item side of the co-occurrence factorisation
   ``D^-1/2 Bᵀ B D^-1/2``, computed without forming the items × items matrix); k-means of the unit-normalised CF
-  embeddings gives ``num_cf_clusters`` tokens.
+  embeddings gives ``num_cf_clusters`` tokens. ``num_cf_clusters=0`` gives every warm item a CF token of its own,
+  the discrete counterpart of the paper's per-item CF embedding (a cluster token cannot tell its items apart, so
+  the semantic tokens must; on ML-100K their titles say little).
 - ``<s1_N>``, ``<s2_N>``, ...: semantic tokens. The content embedding is projected by PCA to ``semantic_dim``
   dimensions, rotated by a seeded random orthogonal matrix (so each sub-vector carries a similar share of the
   variance), split into ``num_semantic`` sub-vectors, and each sub-vector is k-means quantised on its own codebook
@@ -54,7 +56,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class SetIndexerConfig(ContentIndexerConfig):
     """Args:
-    num_cf_clusters (`int`, defaults to 64): vocabulary of the collaborative position.
+    num_cf_clusters (`int`, defaults to 64): vocabulary of the collaborative position; 0: one token per warm item.
     cf_dim (`int`, defaults to 32): rank of the truncated SVD that gives item CF embeddings.
     num_semantic (`int`, defaults to 3): semantic positions per item.
     semantic_codebook_size (`int`, defaults to 64): vocabulary of each semantic position.
@@ -62,7 +64,9 @@ class SetIndexerConfig(ContentIndexerConfig):
     Plus the content options of :class:`~genrec.indexing.semantic.ContentIndexerConfig`.
     """
 
-    num_cf_clusters: int = field(default=64, metadata={"help": "Vocabulary size of the collaborative token."})
+    num_cf_clusters: int = field(
+        default=64, metadata={"help": "Vocabulary size of the collaborative token; 0: one token per warm item."}
+    )
     cf_dim: int = field(default=32, metadata={"help": "Rank of the SVD giving item CF embeddings."})
     num_semantic: int = field(default=3, metadata={"help": "Semantic tokens per item."})
     semantic_codebook_size: int = field(default=64, metadata={"help": "Vocabulary size of each semantic token."})
@@ -70,8 +74,10 @@ class SetIndexerConfig(ContentIndexerConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.num_cf_clusters < 1 or self.cf_dim < 1:
-            raise ValueError(f"num_cf_clusters and cf_dim must be >= 1, got {self.num_cf_clusters}, {self.cf_dim}")
+        if self.num_cf_clusters < 0 or self.cf_dim < 1:
+            raise ValueError(
+                f"num_cf_clusters must be >= 0 and cf_dim >= 1, got {self.num_cf_clusters}, {self.cf_dim}"
+            )
         if self.num_semantic < 1 or self.semantic_codebook_size < 2:
             raise ValueError(
                 f"need num_semantic >= 1 and semantic_codebook_size >= 2, got {self.num_semantic}, "
@@ -164,8 +170,12 @@ class SetIndexer(ContentIndexer):
         cf_vectors, warm = _cf_embeddings(item_ids, train_sequences, cfg.cf_dim, cfg.seed)
         if not warm.any():
             raise ItemIndexError("no item of the catalog appears in the training sequences")
-        Kcf = self._codebook_size(cfg.num_cf_clusters, int(warm.sum()), "num_cf_clusters")
-        _, warm_labels = kmeans(unit_rows(cf_vectors[warm]), Kcf, cfg.seed)
+        if cfg.num_cf_clusters == 0:  # every warm item its own CF token
+            Kcf = int(warm.sum())
+            warm_labels = np.arange(Kcf)
+        else:
+            Kcf = self._codebook_size(cfg.num_cf_clusters, int(warm.sum()), "num_cf_clusters")
+            _, warm_labels = kmeans(unit_rows(cf_vectors[warm]), Kcf, cfg.seed)
         unit_content = unit_rows(Y)
         centroids = np.zeros((Kcf, dim), dtype=np.float32)
         np.add.at(centroids, warm_labels, unit_content[warm])
