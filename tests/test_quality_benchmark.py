@@ -48,8 +48,10 @@ def test_rows_equal_to_the_recipe_share_its_runs():
     assert quality.normalise(p5.rows[3], {"recipe": {"max_steps": 5}}).key != "p5_sid_t5"
     codebook = {r.label: quality.normalise(r, {}) for r in quality.studies()["codebook"].rows}
     assert codebook["auto (83 per level)"].key == "tiger_causal"  # the generative study's tiger_causal runs
-    lcrec = {r.label: quality.normalise(r, {}) for r in quality.studies()["lcrec"].rows}
-    assert lcrec["+ implicit (titles2index, history2title)"].key == "lcrec_smollm"  # the llm study's run
+    lcrec = {r.label: dict(quality.normalise(r, {}).overrides) for r in quality.studies()["lcrec"].rows}
+    # every ablation row runs at the ablation's own budget; the all-tasks row is the recipe otherwise
+    assert lcrec["+ implicit (titles2index, history2title)"] == quality.LCREC_ABLATION_BUDGET
+    assert all(o.items() >= quality.LCREC_ABLATION_BUDGET.items() for o in lcrec.values())
     for study in quality.studies().values():
         labels = {r.label for r in study.rows}
         assert all(a in labels and b in labels for a, b in study.claims)
