@@ -18,8 +18,9 @@ Budgets (``--budget``): ``full`` trains each recipe as its YAML says (a GPU job)
 decoder-only and SmolLM2 recipes as their YAMLs say (CPU budgets), gives every T5 recipe the same small T5 and a
 fixed step budget, and Qwen2.5 a reduced budget stated in its row;
 ``quick`` is a smoke run of everything in minutes. Finished runs are cached as JSON under ``--output-root`` so an
-interrupted benchmark resumes (a run whose recipe YAML or budget changed since is set aside and retrained); the report (model_cards/RESULTS.md block, one card per recipe, PNG plots) is
-rendered from them by ``benchmarks/report.py``.
+interrupted benchmark resumes (a run whose recipe YAML or budget changed since is set aside and retrained); the
+report (model_cards/RESULTS.md block, one card per recipe, PNG plots) is rendered from them by
+``benchmarks/report.py``.
 
     python benchmarks/quality.py --quick                               # everything, tiny budget, minutes
     python benchmarks/quality.py --budget cpu --seeds 3 --jobs 2 --report   # the committed RESULTS.md run
