@@ -8,7 +8,7 @@ baseline (``pop``, ``sasrec``) or a recipe of ``train/configs`` with overrides; 
 - ``p5-indexing``: P5's indexing study (Hua et al. 2023): seven indexing methods, same T5, prompts and budget.
 - ``tiger``: TIGER (Rajput et al. 2023): semantic IDs + T5 vs SASRec; RQ-VAE vs RQ-KMeans; suffix vs Sinkhorn.
 - ``generative``: the sequence-mode recipes (causal_independent, tiger_causal) vs Pop and SASRec.
-- ``codebook``: tiger_causal with 16, auto (83) and 256 codewords per level, and with titles only.
+- ``codebook``: tiger_causal with 16, auto (83), 256 and 512 codewords per level, and auto with titles only.
 - ``llm``: the pretrained-LLM recipes (SmolLM2-135M; Qwen2.5-0.5B from the PyPI GGUF) vs Pop and SASRec.
 - ``lcrec``: LC-Rec (Zheng et al. 2024) with SmolLM2: sequential task alone vs + explicit vs + implicit alignment.
 - ``setrec``: SETRec (Lin et al. 2025): set identifiers decoded at once vs the same tokens as an ordered sequence.
@@ -144,13 +144,16 @@ def recipe_names() -> list[str]:
 
 
 def code_spaces() -> dict[str, dict]:
-    """tiger_causal's index options (2 levels, Sinkhorn last level, 32 co-occurrence dims) with other code spaces."""
+    """tiger_causal's index options (2 levels, Sinkhorn last level, 32 co-occurrence dims) with other code spaces;
+    "auto" leaves ``codebook_size`` to :func:`~genrec.indexing.semantic.auto_codebook_size`."""
     codes = recipe_yaml("tiger_causal")["index_options"]
+    auto = {k: v for k, v in codes.items() if k != "codebook_size"}
     return {
-        "16 per level": {**codes, "codebook_size": 16},
-        "auto (83 per level)": codes,
-        "256 per level": {**codes, "codebook_size": 256},
-        "auto, titles only (no co-occurrence dims)": {**codes, "collaborative_dims": 0},
+        "16 per level": {**auto, "codebook_size": 16},
+        "auto (83 per level)": auto,
+        "256 per level": {**auto, "codebook_size": 256},
+        "512 per level": {**auto, "codebook_size": 512},
+        "auto, titles only (no co-occurrence dims)": {**auto, "collaborative_dims": 0},
     }
 
 
@@ -179,12 +182,13 @@ def studies() -> dict[str, Study]:
         "codebook": Study(
             "Semantic-ID code space (tiger_causal: 2 levels, Sinkhorn last level): codewords per level, and the "
             "co-occurrence dimensions beside the title embedding",
-            "the default sizes the codebooks from the catalog (auto_codebook_size: 83 per level for 2 levels on "
-            "ML-100K); TIGER's 256 per level suits Amazon-size catalogs; TIGER's codes come from content alone",
+            "genrec's default sizes the codebooks from the catalog (auto_codebook_size: 83 per level for 2 levels on "
+            "ML-100K) so that similar items share prefixes; TIGER used 256 per level, with codes from content alone",
             tuple(row(label, "tiger_causal", index_options=options) for label, options in code_spaces().items()),
             claims=(
                 ("auto (83 per level)", "16 per level"),
-                ("auto (83 per level)", "256 per level"),
+                ("256 per level", "auto (83 per level)"),
+                ("512 per level", "256 per level"),
                 ("auto (83 per level)", "auto, titles only (no co-occurrence dims)"),
             ),
         ),

@@ -47,7 +47,8 @@ def test_rows_equal_to_the_recipe_share_its_runs():
     # a command-line override makes a different run of every recipe row
     assert quality.normalise(p5.rows[3], {"recipe": {"max_steps": 5}}).key != "p5_sid_t5"
     codebook = {r.label: quality.normalise(r, {}) for r in quality.studies()["codebook"].rows}
-    assert codebook["auto (83 per level)"].key == "tiger_causal"  # the generative study's tiger_causal runs
+    assert codebook["256 per level"].key == "tiger_causal"  # the generative study's tiger_causal runs
+    assert "codebook_size" not in json.loads(dict(codebook["auto (83 per level)"].overrides)["index_options"])
     lcrec = {r.label: dict(quality.normalise(r, {}).overrides) for r in quality.studies()["lcrec"].rows}
     # every ablation row runs at the ablation's own budget; the all-tasks row is the recipe otherwise
     assert lcrec["+ implicit (titles2index, history2title)"] == quality.LCREC_ABLATION_BUDGET
