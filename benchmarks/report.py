@@ -175,13 +175,15 @@ def render_results(result: dict) -> str:
 def _budget_text(result: dict) -> str:
     budget = result["budget_overrides"]
     if result["budget"] == "full":
-        return "each recipe as its YAML in train/configs says."
+        return f"each recipe as its YAML in train/configs says, T5 recipes with `{_kv(budget['t5'])}`."
 
     def as_yaml_or(family: str, yaml_says: str) -> str:
         return f"with `{_kv(budget[family])}`" if budget.get(family) else f"as their YAML says ({yaml_says})"
 
     text = (
-        f"every T5 recipe is trained with `{_kv(budget['t5'])}`; pretrained-LLM recipes "
+        "T5 recipes (trained from scratch) "
+        + as_yaml_or("t5", "converged CPU budgets")
+        + "; pretrained-LLM recipes "
         + as_yaml_or("llm", "CPU budgets; a row's own overrides are in its label and card")
         + "; scratch decoder-only (sequence-mode) recipes "
         + as_yaml_or("causal", "converged CPU budgets")
