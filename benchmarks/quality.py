@@ -8,6 +8,7 @@ baseline (``pop``, ``sasrec``) or a recipe of ``train/configs`` with overrides; 
 - ``p5-indexing``: P5's indexing study (Hua et al. 2023): seven indexing methods, same T5, prompts and budget.
 - ``tiger``: TIGER (Rajput et al. 2023): semantic IDs + T5 vs SASRec; RQ-VAE vs RQ-KMeans; suffix vs Sinkhorn.
 - ``generative``: the sequence-mode recipes (causal_independent, tiger_causal) vs Pop and SASRec.
+- ``t5``: the T5 recipes (prefix mode: TIGER semantic IDs, P5 indexing; SETRec set mode) vs Pop and SASRec.
 - ``codebook``: tiger_causal with 16, auto (83), 256 and 512 codewords per level, and auto with titles only.
 - ``llm``: the pretrained-LLM recipes (SmolLM2-135M; Qwen2.5-0.5B from the PyPI GGUF) vs Pop and SASRec.
 - ``lcrec``: LC-Rec (Zheng et al. 2024) with SmolLM2: sequential task alone vs + explicit vs + implicit alignment.
@@ -178,6 +179,21 @@ def studies() -> dict[str, Study]:
                 row("tiger_causal", "tiger_causal"),
             ),
             claims=(("causal_independent", "SASRec"), ("tiger_causal", "SASRec"), ("tiger_causal", "Pop")),
+        ),
+        "t5": Study(
+            "Encoder-decoder (T5) recipes in prefix mode vs Pop and SASRec (CPU budgets)",
+            "Rajput et al. 2023 (TIGER) and Hua et al. 2023 (P5 indexing): a T5 trained from scratch to generate the "
+            "next item's identifier from the history's identifiers is a strong sequential recommender",
+            (
+                row("Pop", "pop"),
+                row("SASRec", "sasrec"),
+                row("tiger_t5", "tiger_t5"),
+                row("tiger_t5_sinkhorn", "tiger_t5_sinkhorn"),
+                row("p5_cid_t5", "p5_cid_t5"),
+                row("p5_sid_t5", "p5_sid_t5"),
+                row("setrec_t5", "setrec_t5"),
+            ),
+            claims=(("tiger_t5", "Pop"), ("tiger_t5", "SASRec"), ("p5_cid_t5", "Pop")),
         ),
         "codebook": Study(
             "Semantic-ID code space (tiger_causal: 2 levels, Sinkhorn last level): codewords per level, and the "
