@@ -51,6 +51,19 @@ def test_history_truncation():
     assert [e.target for e in examples] == ["i1", "i2", "i3", "i4", "i5"]
 
 
+def test_last_targets_keep_each_users_most_recent_examples():
+    rows = [("u", f"i{t}", t) for t in range(8)] + [("v", f"j{t}", t) for t in range(4)]
+    split = leave_one_out(make_data(rows))  # training: i0..i5 and j0, j1
+    examples = list(split.train_examples(max_history=2, last_targets=2))
+    assert [(e.user_id, e.history, e.target) for e in examples] == [
+        ("u", ["i2", "i3"], "i4"),
+        ("u", ["i3", "i4"], "i5"),
+        ("v", ["j0"], "j1"),  # a user with fewer targets keeps them all
+    ]
+    with pytest.raises(ValueError, match="last_targets"):
+        list(split.train_examples(last_targets=0))
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_no_leakage_by_position(seed):
     """No held-out position (the last two of each user) feeds training; items may legitimately repeat earlier."""

@@ -165,3 +165,14 @@ def test_exclude_seen_forbids_the_whole_history_in_the_trie(t5_run):
 def test_recipe_rejects_unknown_task():
     with pytest.raises(ValueError, match="unknown task"):
         recipe_from_dict(dict(data="x", tasks="seqrec,nonsense"))
+
+
+def test_max_targets_per_user_selects_each_users_last_examples(data_dir):
+    from genrec.training.recipe import prepare_recipe
+
+    recipe = recipe_from_dict(dict(data=str(data_dir), index_method="independent", max_targets_per_user=2))
+    prepared = prepare_recipe(recipe)
+    pairs = prepared.prompter.examples("seqrec", prepared.split)
+    assert len(pairs) == sum(min(2, len(seq) - 1) for seq in prepared.split.train)
+    with pytest.raises(ValueError, match="max_targets_per_user"):
+        recipe_from_dict(dict(data="x", mode="sequence", max_targets_per_user=2))

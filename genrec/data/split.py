@@ -57,10 +57,15 @@ class LeaveOneOutSplit:
         _check_split(which)
         return list(self.valid_items if which == "valid" else self.test_items)
 
-    def train_examples(self, max_history: int = 50) -> Iterator[Example]:
-        """Every prefix of every training sequence: history (most recent ``max_history`` items) → next item."""
+    def train_examples(self, max_history: int = 50, last_targets: int | None = None) -> Iterator[Example]:
+        """Every prefix of every training sequence: history (most recent ``max_history`` items) → next item; with
+        ``last_targets``, only the last ``last_targets`` targets of each sequence (the ones nearest in time to the
+        held-out items)."""
+        if last_targets is not None and last_targets < 1:
+            raise ValueError(f"last_targets must be ≥ 1 or None, got {last_targets}")
         for user, seq in zip(self.user_ids, self.train):
-            for i in range(1, len(seq)):
+            first = 1 if last_targets is None else max(1, len(seq) - last_targets)
+            for i in range(first, len(seq)):
                 yield Example(user, seq[max(0, i - max_history) : i], seq[i])
 
     def train_item_counts(self) -> dict[str, int]:

@@ -73,6 +73,8 @@ class Prompter:
         max_history (`int`, defaults to 20): most recent items kept in a prompt.
         max_title_history (`int`, defaults to 10): most recent items kept when the history is written as titles.
         separator (`str`, defaults to ``", "``): between history items.
+        max_targets_per_user (`int`, *optional*): training examples from each user's last ``max_targets_per_user``
+            targets only (None: every prefix).
     """
 
     index: ItemIndex
@@ -81,6 +83,7 @@ class Prompter:
     max_history: int = 20
     max_title_history: int = 10
     separator: str = ", "
+    max_targets_per_user: int | None = None
 
     def __post_init__(self):
         if self.style not in TEMPLATES:
@@ -115,7 +118,8 @@ class Prompter:
                     pairs.append((template.format(identifier=ident), title))
             return pairs
         pairs = []
-        for ex in split.train_examples(max_history=max(self.max_history, self.max_title_history)):
+        longest = max(self.max_history, self.max_title_history)
+        for ex in split.train_examples(max_history=longest, last_targets=self.max_targets_per_user):
             if task == "seqrec":
                 pairs.append((template.format(history=self._history(ex.history)), self.index.identifier(ex.target)))
             elif task == "titles2index":

@@ -109,6 +109,14 @@ class RecipeConfig:
     max_title_history: int = field(default=10, metadata={"help": "History items when written as titles."})
     history_separator: str = field(default=", ", metadata={"help": "Between history items in a prompt."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Cap on training rows (CPU budgets)."})
+    max_targets_per_user: int | None = field(
+        default=None,
+        metadata={
+            "help": "Prefix and set modes: (history → next item) examples from each user's last N targets only, the "
+            "ones nearest in time to the held-out items: N times the users examples per epoch instead of every "
+            "prefix, so a CPU budget passes over them more often. None: every prefix."
+        },
+    )
     max_task_examples: int | None = field(
         default=None, metadata={"help": "mode=sequence: cap on rows of each alignment task (None: all)."}
     )
@@ -158,6 +166,11 @@ class RecipeConfig:
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; available: {TASKS}")
+        if self.max_targets_per_user is not None and self.mode == "sequence":
+            raise ValueError(
+                "max_targets_per_user selects prefix examples (modes 'prefix' and 'set'); sequence mode trains every "
+                "position of a history window at once"
+            )
         if self.set_anchor_last_item and (
             self.mode != "set" or self.template_style != "sequence" or self.history_separator
         ):

@@ -103,7 +103,13 @@ def prepare_recipe(recipe: Recipe, data: InteractionData | None = None) -> Prepa
     index = fit_index(cfg, data, split)
     titles = data.titles()
     prompter = Prompter(
-        index, titles, cfg.template_style, cfg.max_history, cfg.max_title_history, cfg.history_separator
+        index,
+        titles,
+        cfg.template_style,
+        cfg.max_history,
+        cfg.max_title_history,
+        cfg.history_separator,
+        cfg.max_targets_per_user,
     )
     return Prepared(data, split, index, titles, prompter)
 
