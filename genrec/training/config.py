@@ -112,9 +112,9 @@ class RecipeConfig:
     max_targets_per_user: int | None = field(
         default=None,
         metadata={
-            "help": "Prefix and set modes: (history → next item) examples from each user's last N targets only, the "
-            "ones nearest in time to the held-out items: N times the users examples per epoch instead of every "
-            "prefix, so a CPU budget passes over them more often. None: every prefix."
+            "help": "Prefix and set modes on prompts: (history → next item) examples from each user's last N "
+            "targets only, the ones nearest in time to the held-out items (at most N × users examples per epoch "
+            "instead of every prefix, so a CPU budget passes over them more often). None: every prefix."
         },
     )
     max_task_examples: int | None = field(
@@ -166,10 +166,10 @@ class RecipeConfig:
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; available: {TASKS}")
-        if self.max_targets_per_user is not None and self.mode == "sequence":
+        if self.max_targets_per_user is not None and "sequence" in (self.mode, self.template_style):
             raise ValueError(
-                "max_targets_per_user selects prefix examples (modes 'prefix' and 'set'); sequence mode trains every "
-                "position of a history window at once"
+                "max_targets_per_user selects (prompt, next item) examples; sequence mode and set mode on history "
+                "windows (template_style 'sequence') train every position of a window at once"
             )
         if self.set_anchor_last_item and (
             self.mode != "set" or self.template_style != "sequence" or self.history_separator
