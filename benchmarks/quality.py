@@ -157,6 +157,10 @@ def code_spaces() -> dict[str, dict]:
     }
 
 
+# tiger_t5 trained on each user's 20 most recent (history → next item) examples only, for the recipe's 1,520 steps
+TIGER_T5_RECENT = "tiger_t5, last 20 targets per user (same steps)"
+
+
 def studies() -> dict[str, Study]:
     # setrec_smollm's index with 128 k-means CF codes shared by similar items (its recipe before per-item CF tokens)
     shared_cf = {**recipe_yaml("setrec_smollm")["index_options"], "num_cf_clusters": 128}
@@ -189,12 +193,20 @@ def studies() -> dict[str, Study]:
                 row("Pop", "pop"),
                 row("SASRec", "sasrec"),
                 row("tiger_t5", "tiger_t5"),
+                row("tiger_t5, one epoch", "tiger_t5", num_train_epochs=1, eval_steps=150),
+                row(TIGER_T5_RECENT, "tiger_t5", max_targets_per_user=20, max_steps=1520),
+                row(
+                    "tiger_t5, last 50 targets per user (same steps)",
+                    "tiger_t5",
+                    max_targets_per_user=50,
+                    max_steps=1520,
+                ),
                 row("tiger_t5_sinkhorn", "tiger_t5_sinkhorn"),
                 row("p5_cid_t5", "p5_cid_t5"),
                 row("p5_sid_t5", "p5_sid_t5"),
                 row("setrec_t5", "setrec_t5"),
             ),
-            claims=(("tiger_t5", "Pop"), ("tiger_t5", "SASRec"), ("p5_cid_t5", "Pop")),
+            claims=(("tiger_t5", "Pop"), ("tiger_t5", "SASRec"), (TIGER_T5_RECENT, "tiger_t5"), ("p5_cid_t5", "Pop")),
         ),
         "codebook": Study(
             "Semantic-ID code space (tiger_causal: 2 levels, Sinkhorn last level): codewords per level, and the "
