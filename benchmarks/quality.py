@@ -15,7 +15,7 @@ baseline (``pop``, ``sasrec``) or a recipe of ``train/configs`` with overrides; 
 - ``setrec``: SETRec (Lin et al. 2025): set identifiers decoded at once vs the same tokens as an ordered sequence.
 - ``beams``: NDCG@10 of the first TIGER bundle decoded with several beam sizes.
 
-Budgets (``--budget``): ``cpu`` trains each recipe as its YAML says (the YAMLs carry converged CPU budgets) and
+Budgets (``--budget``): ``cpu`` trains each recipe as its YAML says (the YAMLs carry CPU budgets) and
 Qwen2.5 a reduced budget stated in its row; ``full`` (a GPU job) gives the T5 recipes the paper's T5 and 30 epochs
 (``FULL_T5``) and lifts the scratch decoder-only recipes' 30-minute cap;
 ``quick`` is a smoke run of everything in minutes. Finished runs are cached as JSON under ``--output-root`` so an

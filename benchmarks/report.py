@@ -182,7 +182,7 @@ def _budget_text(result: dict) -> str:
 
     text = (
         "T5 recipes (trained from scratch) "
-        + as_yaml_or("t5", "converged CPU budgets")
+        + as_yaml_or("t5", "CPU budgets of one or two epochs, 30-minute cap")
         + "; pretrained-LLM recipes "
         + as_yaml_or("llm", "CPU budgets; a row's own overrides are in its label and card")
         + "; scratch decoder-only (sequence-mode) recipes "
