@@ -222,8 +222,9 @@ def recipe_card(name: str, key: str, result: dict, recipes_dir: Path) -> str:
         "",
         table([(name, summary)]),
         "",
-        f"Produced by `{result['command']}`; budget: {_budget_text(result)} The recipe's own full budget (a GPU "
-        f"job, not run here): `genrec train --config train/configs/{name}.yaml --data movielens-100k`.",
+        f"Produced by `{result['command']}`; budget: {_budget_text(result)} Train the recipe alone with "
+        f"`genrec train --config train/configs/{name}.yaml --data movielens-100k`; GPU sizes: "
+        "`benchmarks/quality.py --budget full` or train/README.md.",
     ]
     per_seed = [r for r in runs if "not_run" not in r]
     if per_seed:
