@@ -239,7 +239,7 @@ def cmd_recommend(args) -> None:
 def cmd_demo(args) -> None:
     from genrec.demo import run_demo
 
-    run_demo(args.out, quick=args.quick)
+    run_demo(args.out, quick=args.quick, seed=args.seed)
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -331,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="genrec-demo", help="Working directory for data, index and models.")
     p.add_argument("--quick", action="store_true", help="A much smaller budget (a smoke run, numbers not meaningful).")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the generative model and SASRec (default 0).")
     p.set_defaults(func=cmd_demo)
     return parser
 
