@@ -4,8 +4,12 @@ RecBole is a benchmark-only tool, not a genrec dependency: it needs numpy < 2 an
 own virtualenv. Run it there (this script imports RecBole, never genrec)::
 
     python -m venv .venv-recbole
-    .venv-recbole/bin/pip install torch==2.13.0 recbole==1.2.1 "numpy==1.26.*" "pandas<2.2"
+    .venv-recbole/bin/pip install torch==2.13.0 recbole==1.2.1 "numpy==1.26.*" "pandas<2.2" "setuptools<70"
     .venv-recbole/bin/python benchmarks/recbole_sasrec.py --seeds 0 1 2 --out runs/recbole/sasrec.json
+
+(setuptools < 70: RecBole imports ray, which imports the ``pkg_resources`` that newer setuptools dropped.) On CPU a
+RecBole epoch is ~97k prefix examples; measured on one thread of a busy 2-core machine, epoch 0 had not finished after
+7 minutes, and the default budget is up to 300 epochs with early stopping after 10 without improvement: hours per seed.
 
 Config: RecBole's own SASRec and overall defaults (hidden 64, 2 blocks, 2 heads, dropout 0.5, CE loss, max length
 50, batch 2048, Adam 1e-3, early stopping after 10 epochs on MRR@10; no negative sampling, which RecBole requires
