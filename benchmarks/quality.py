@@ -199,7 +199,10 @@ def studies() -> dict[str, Study]:
                 row("tiger_t5, dropout 0, 2 epochs", "tiger_t5", num_train_epochs=2),
                 row(TIGER_T5_BEFORE_ROW, "tiger_t5", **TIGER_T5_BEFORE),
                 row(
-                    "tiger_t5, dropout 0.1, one epoch", "tiger_t5", t5_dropout=0.1, num_train_epochs=1, eval_steps=150
+                    "tiger_t5, dropout 0.1, one epoch",
+                    "tiger_t5",
+                    **{**TIGER_T5_BEFORE, "num_train_epochs": 1},
+                    eval_steps=150,
                 ),
                 row(TIGER_T5_RECENT, "tiger_t5", **TIGER_T5_BEFORE, max_targets_per_user=20, max_steps=1520),
                 row(
