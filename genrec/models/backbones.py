@@ -41,7 +41,9 @@ def train_sentencepiece_tokenizer(texts, vocab_size: int = 2000):
     """Train a small SentencePiece unigram T5 tokenizer on ``texts`` (item titles, prompt words, numbers).
 
     Used when T5 is trained from scratch and no pretrained tokenizer is wanted (TIGER) or available offline.
-    Digits are split so numeric identifiers share per-digit tokens (P5 sequential indexing).
+    Digit runs are not split, as in pretrained T5's SentencePiece (which P5 used): a sequential identifier such as
+    ``1014`` becomes a learned leading piece and a tail (``▁10`` ``14``), so items numbered close together share
+    their first token. Splitting every digit made each identifier 5 tokens with nothing shared beyond a digit.
     """
     import sentencepiece as spm
     from transformers import T5Tokenizer
@@ -57,7 +59,7 @@ def train_sentencepiece_tokenizer(texts, vocab_size: int = 2000):
         unk_id=2,
         bos_id=-1,
         character_coverage=1.0,
-        split_digits=True,
+        split_digits=False,
         hard_vocab_limit=False,
         minloglevel=2,
         num_threads=1,
