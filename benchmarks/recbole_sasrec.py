@@ -9,7 +9,8 @@ own virtualenv. Run it there (this script imports RecBole, never genrec)::
 
 (setuptools < 70: RecBole imports ray, which imports the ``pkg_resources`` that newer setuptools dropped.) On CPU a
 RecBole epoch is ~97k prefix examples; measured on one thread of a busy 2-core machine, epoch 0 had not finished after
-7 minutes, and the default budget is up to 300 epochs with early stopping after 10 without improvement: hours per seed.
+7 minutes, and on an idle core (``--threads 1``) not after 8 minutes (spent in backward); the default budget is up to
+300 epochs with early stopping after 10 without improvement: hours per seed.
 
 Config: RecBole's own SASRec and overall defaults (hidden 64, 2 blocks, 2 heads, dropout 0.5, CE loss, max length
 50, batch 2048, Adam 1e-3, early stopping after 10 epochs on MRR@10; no negative sampling, which RecBole requires
