@@ -227,3 +227,17 @@ def test_hybrid_validates_parts():
         build_indexer("hybrid", parts=["sequential", "independent"], part_options={"title": {}})
     with pytest.raises(ValueError, match="unknown indexing method"):
         build_indexer("hybrid", parts=["sequential", "nope"]).fit(pd.DataFrame({"item_id": ["a"], "title": ""}), [])
+
+
+def test_scratch_tokenizer_writes_sequential_ids_as_shared_multi_digit_pieces():
+    """P5 sequential indexing relies on neighbouring numbers sharing sub-word pieces, as in pretrained T5's tokenizer;
+    splitting every digit would make each ID one token per digit."""
+    from genrec.models import train_sentencepiece_tokenizer
+
+    numbers = [str(n) for n in range(1001, 1400)]
+    tokenizer = train_sentencepiece_tokenizer(numbers + ["a film title", "another title"], 300)
+    pieces = [tokenizer.tokenize(n) for n in numbers]
+    assert max(len(p) for p in pieces) < 5  # "▁" + 4 digits would be 5
+    assert any(len(p[0].lstrip("▁")) >= 2 for p in pieces)  # multi-digit leading pieces exist
+    leading = {p[0] for p in pieces}
+    assert len(leading) < len(numbers) // 2  # neighbours share their first piece
