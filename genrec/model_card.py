@@ -27,7 +27,14 @@ def training_summary(metrics: dict) -> str:
         f"{metrics['trainable_parameters']:,} trainable" if "trainable_parameters" in metrics else None,
     ]
     parts = [p for p in parts if p]
-    return "Training: " + ", ".join(parts) + "." if parts else ""
+    summary = "Training: " + ", ".join(parts) + "." if parts else ""
+    if "inference_max_history" in metrics:
+        scores = ", ".join(f"{n}: {s:.4f}" for n, s in metrics.get("valid_ndcg10_by_history", {}).items())
+        summary += (
+            f" Recommendations use the last {metrics['inference_max_history']} history items, the length that "
+            f"ranked best on validation (NDCG@10 by length: {scores})."
+        )
+    return summary.strip()
 
 
 def render_model_card(config, index: ItemIndex, decoding: str = "decoding is trie-constrained") -> str:

@@ -43,6 +43,7 @@ def t5_run(data_dir, tmp_path_factory):
             index_options={"quantizer": "rqkmeans", "num_levels": 2, "codebook_size": 4, "embeddings_file": None},
             template_style="tiger",
             tasks="seqrec,item2index",
+            inference_history_choices="20,2",
             num_train_epochs=4,
             per_device_train_batch_size=16,
             learning_rate=1e-2,
@@ -160,6 +161,27 @@ def test_exclude_seen_forbids_the_whole_history_in_the_trie(t5_run):
     recs = recommender.recommend([history], k=5, num_beams=5, exclude_seen=True)[0]
     assert sorted(recs) == sorted(others[-5:])
     assert recommender.recommend([recommender.index.item_ids], k=5, exclude_seen=True) == [[]]  # nothing left
+
+
+def test_inference_history_is_chosen_on_validation_and_saved(t5_run, data_dir):
+    from genrec.data import InteractionData
+    from genrec.evaluation import evaluate
+
+    out, recommender, metrics = t5_run
+    scores = metrics["valid_ndcg10_by_history"]
+    assert set(scores) == {"2", "20"}
+    best = metrics["inference_max_history"]
+    assert scores[str(best)] == max(scores.values())
+    reloaded = GenerativeRecommender.from_pretrained(out / "bundle")
+    assert reloaded.config.max_history == recommender.config.max_history == best
+    split = leave_one_out(InteractionData.load(data_dir))
+    assert evaluate(reloaded, split, "valid", max_users=10, num_beams=5)["ndcg@10"] == pytest.approx(scores[str(best)])
+    assert "ranked best on validation" in (out / "bundle" / "README.md").read_text()
+
+
+def test_inference_history_choices_must_fit_max_history():
+    with pytest.raises(ValueError, match="inference_history_choices"):
+        recipe_from_dict(dict(data="x", max_history=10, inference_history_choices=[5, 20]))
 
 
 def test_recipe_rejects_unknown_task():

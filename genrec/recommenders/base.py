@@ -173,6 +173,14 @@ class GenerativeRecommender:
             raise KeyError(f"{dropped} item(s) of the history are not in the index, e.g. {bad}")
         return known[-self.config.max_history :], dropped
 
+    def use_max_history(self, n: int) -> None:
+        """Keep only the most recent ``n`` items of every history from now on (saved with the bundle): training picks
+        the length that ranks best on validation, which may be shorter than the one it trained on."""
+        if isinstance(n, bool) or int(n) != n or n < 1:
+            raise ValueError(f"max_history must be a positive integer, got {n!r}")
+        self.config.max_history = self.prompter.max_history = int(n)
+        self._typical_prompt_tokens = None
+
     def seen_items(self, history: Sequence[str]) -> set[str]:
         """Every indexed item of ``history`` (what ``exclude_seen`` removes; the prompt keeps only the last
         ``max_history``)."""

@@ -106,6 +106,14 @@ class RecipeConfig:
     tasks: list[str] = field(default_factory=lambda: ["seqrec"], metadata={"help": "Task mixture (see genrec.tasks)."})
     template_style: str = field(default="p5", metadata={"help": "Prompt style: tiger, p5, lcrec or sequence."})
     max_history: int = field(default=20, metadata={"help": "Most recent history items in a prompt / sequence."})
+    inference_history_choices: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": "After training, score validation NDCG@10 with each history cut to each of these lengths (each "
+            "at most max_history) and keep the best one in the bundle; e.g. 20,10,5,3. Models trained on short "
+            "budgets can rank better from the last few items than from all max_history. None: keep max_history."
+        },
+    )
     max_title_history: int = field(default=10, metadata={"help": "History items when written as titles."})
     history_separator: str = field(default=", ", metadata={"help": "Between history items in a prompt."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Cap on training rows (CPU budgets)."})
@@ -157,6 +165,15 @@ class RecipeConfig:
             self.index_options = json.loads(self.index_options) if self.index_options.strip() else {}
         if isinstance(self.tasks, str):  # "seqrec,item2index"
             self.tasks = [t.strip() for t in self.tasks.split(",") if t.strip()]
+        if isinstance(self.inference_history_choices, (str, int)):  # "20,10,5,3" from the command line
+            self.inference_history_choices = [int(n) for n in str(self.inference_history_choices).split(",") if n.strip()]
+        if self.inference_history_choices is not None:
+            bad = [n for n in self.inference_history_choices if not 1 <= int(n) <= self.max_history]
+            if bad or not self.inference_history_choices:
+                raise ValueError(
+                    f"inference_history_choices must be lengths from 1 to max_history={self.max_history}, "
+                    f"got {self.inference_history_choices}"
+                )
         if isinstance(self.lora_target_modules, str):
             self.lora_target_modules = [t.strip() for t in self.lora_target_modules.split(",") if t.strip()]
         if self.mode not in MODES:

@@ -278,6 +278,27 @@ def claim_output_dir(output_dir: Path, overwrite: bool = False, main_process: bo
             write_manifest(output_dir, RUN_KIND, None)  # a Trainer adds checkpoints: every entry counts as the run's
 
 
+def choose_inference_history(cfg: RecipeConfig, recommender, split: LeaveOneOutSplit) -> dict:
+    """With ``cfg.inference_history_choices``: score validation NDCG@10 with histories cut to each length, keep the
+    best (the shortest on a tie) as the recommender's ``max_history``, and return what was measured."""
+    if not cfg.inference_history_choices:
+        return {}
+    start, scores = time.time(), {}
+    for length in sorted(set(cfg.inference_history_choices)):
+        recommender.use_max_history(length)
+        scores[length] = evaluate(
+            recommender, split, "valid", max_users=cfg.eval_max_users, num_beams=cfg.eval_num_beams, batch_size=32
+        )["ndcg@10"]
+        logger.info("validation NDCG@10 with the last %d history items: %.4f", length, scores[length])
+    best = max(scores, key=lambda length: (scores[length], -length))
+    recommender.use_max_history(best)
+    return {
+        "inference_max_history": best,
+        "valid_ndcg10_by_history": {str(n): s for n, s in scores.items()},
+        "inference_history_seconds": round(time.time() - start, 1),
+    }
+
+
 def train_evaluate_save(recipe: Recipe, trainer, recommender, split: LeaveOneOutSplit):
     """Train (resuming if asked), score the test split, and save the bundle with its metrics in the model card.
 
@@ -299,6 +320,7 @@ def train_evaluate_save(recipe: Recipe, trainer, recommender, split: LeaveOneOut
     train_seconds = time.time() - start
 
     recommender.model = trainer.model
+    history_choice = choose_inference_history(cfg, recommender, split)
     metrics = {}
     if cfg.evaluate_test:
         start = time.time()
@@ -307,6 +329,7 @@ def train_evaluate_save(recipe: Recipe, trainer, recommender, split: LeaveOneOut
         )
         metrics["test_seconds"] = round(time.time() - start, 2)
     metrics.update(
+        **history_choice,
         train_seconds=round(train_seconds, 1),
         train_examples=n_examples,
         parameters=n_params,
