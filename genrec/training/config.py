@@ -166,7 +166,8 @@ class RecipeConfig:
         if isinstance(self.tasks, str):  # "seqrec,item2index"
             self.tasks = [t.strip() for t in self.tasks.split(",") if t.strip()]
         if isinstance(self.inference_history_choices, (str, int)):  # "20,10,5,3" from the command line
-            self.inference_history_choices = [int(n) for n in str(self.inference_history_choices).split(",") if n.strip()]
+            lengths = str(self.inference_history_choices).split(",")
+            self.inference_history_choices = [int(n) for n in lengths if n.strip()]
         if self.inference_history_choices is not None:
             bad = [n for n in self.inference_history_choices if not 1 <= int(n) <= self.max_history]
             if bad or not self.inference_history_choices:
