@@ -7,10 +7,18 @@ own virtualenv. Run it there (this script imports RecBole, never genrec)::
     .venv-recbole/bin/pip install torch==2.13.0 recbole==1.2.1 "numpy==1.26.*" "pandas<2.2" "setuptools<70"
     .venv-recbole/bin/python benchmarks/recbole_sasrec.py --seeds 0 1 2 --out runs/recbole/sasrec.json
 
-(setuptools < 70: RecBole imports ray, which imports the ``pkg_resources`` that newer setuptools dropped.) On CPU a
-RecBole epoch is ~97k prefix examples; measured on one thread of a busy 2-core machine, epoch 0 had not finished after
-7 minutes, and on an idle core (``--threads 1``) not after 8 minutes (spent in backward); the default budget is up to
-300 epochs with early stopping after 10 without improvement: hours per seed.
+(setuptools < 70: RecBole's own ray import needs the ``pkg_resources`` that newer setuptools dropped.) Without that
+virtualenv the script also runs on numpy 2 and pandas 3 with RecBole installed beside them without its dependencies
+(``pip install --no-deps --target DIR recbole==1.2.1 colorlog==4.7.2 thop texttable``, then ``PYTHONPATH=DIR``, with
+tensorboard and absl-py present): it restores numpy's three removed type aliases and stands in for ray, which
+RecBole imports only for hyper-parameter search. That is how to run it on a GPU image (``--device cuda``).
+
+On CPU a RecBole epoch is ~97k prefix sequences of length 50 in batches of 2048; measured with the profiler on one
+thread (2026-12-04, beside two other runs on 2 cores), a batch took 12-24 s (forward 4-17 s, backward 6-9 s, mostly
+element-wise ops on 2048 x 2 x 50 x 50 attention and 2048 x 50 x 256 feed-forward tensors), so an epoch of 48 batches
+takes 10-20 minutes there; earlier, on an idle core, epoch 0 had not finished after 8 minutes. The default budget is
+up to 300 epochs with early stopping after 10 without improvement: hours to days per seed on this machine, which is
+why RESULTS.md has no RecBole row yet. genrec's SASRec trains every position of a sequence in one pass instead.
 
 Config: RecBole's own SASRec and overall defaults (hidden 64, 2 blocks, 2 heads, dropout 0.5, CE loss, max length
 50, batch 2048, Adam 1e-3, early stopping after 10 epochs on MRR@10; no negative sampling, which RecBole requires
@@ -25,7 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -42,19 +52,36 @@ def _load_trusted(*args, **kwargs):
 
 torch.load = _load_trusted
 
+try:
+    import ray  # noqa: F401
+except ImportError:
+    # recbole.quick_start imports ray.tune for hyper-parameter search only, which this script never runs; ray is a
+    # large install (and absent on the GPU image), so an empty stand-in lets run_recbole import without it.
+    sys.modules["ray"] = types.ModuleType("ray")
+    sys.modules["ray"].tune = types.ModuleType("ray.tune")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+# RecBole 1.2.1 re-creates numpy's old type aliases from np.float_, np.complex_ and np.unicode_, which numpy 2
+# removed; with these three restored it runs on numpy 2 too (the GPU image has numpy 2 and no numpy 1.26 for its
+# Python). They only name existing types: no arithmetic changes.
+for _alias, _type in {"float_": np.float64, "complex_": np.complex128, "unicode_": np.str_}.items():
+    if not hasattr(np, _alias):
+        setattr(np, _alias, _type)
+
 import recbole  # noqa: E402
 from recbole.quick_start import run_recbole  # noqa: E402  (after the torch.load patch)
 
 SPLIT = {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"}
 
 
-def run(seed: int, threads: int, checkpoint_dir: str) -> dict:
+def run(seed: int, threads: int, checkpoint_dir: str, device: str, epochs: int | None) -> dict:
     torch.set_num_threads(threads)
     config = {
         "seed": seed,
         "reproducibility": True,
-        "device": "cpu",
-        "use_gpu": False,
+        "gpu_id": "0" if device == "cuda" else "",  # RecBole picks the GPU from gpu_id, not from "device"
         "data_path": str(Path(recbole.__file__).parent / "dataset_example"),
         "checkpoint_dir": checkpoint_dir,
         "eval_args": SPLIT,
@@ -63,6 +90,8 @@ def run(seed: int, threads: int, checkpoint_dir: str) -> dict:
         "show_progress": False,
         "train_neg_sample_args": None,  # RecBole refuses its own default (1 uniform negative) with loss_type CE
     }
+    if epochs is not None:
+        config["epochs"] = epochs
     start = time.perf_counter()
     result = run_recbole(model="SASRec", dataset="ml-100k", config_dict=config)
     metrics = {key.lower(): float(value) for key, value in result["test_result"].items()}
@@ -71,6 +100,12 @@ def run(seed: int, threads: int, checkpoint_dir: str) -> dict:
         **metrics,
         "best_valid_mrr@10": float(result["best_valid_score"]),
         "wall_seconds": round(time.perf_counter() - start, 1),
+        "device": torch.cuda.get_device_name() if device != "cpu" else "cpu",
+        "epochs_cap": epochs,
+        "recbole": recbole.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "torch": torch.__version__,
     }
 
 
@@ -78,6 +113,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds to run (default 0 1 2).")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads.")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="Where RecBole trains (default cpu).")
+    parser.add_argument(
+        "--epochs", type=int, help="Cap on epochs, for a smoke run only; default: RecBole's own (300, early stopping)."
+    )
     parser.add_argument("--out", default="runs/recbole/sasrec.json", help="JSON file the runs are written to.")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
@@ -88,7 +127,7 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         if seed in done:
             continue
-        runs.append(run(seed, args.threads, str(out.parent / "checkpoints")))
+        runs.append(run(seed, args.threads, str(out.parent / "checkpoints"), args.device, args.epochs))
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(runs, indent=1))
         tmp.replace(out)  # each finished seed survives an interrupted run
