@@ -198,3 +198,34 @@ def test_max_targets_per_user_selects_each_users_last_examples(data_dir):
     assert len(pairs) == sum(min(2, len(seq) - 1) for seq in prepared.split.train)
     with pytest.raises(ValueError, match="max_targets_per_user"):
         recipe_from_dict(dict(data="x", mode="sequence", max_targets_per_user=2))
+
+
+def test_history_crop_cuts_histories_to_recent_suffixes(data_dir):
+    from genrec.training.recipe import prepare_recipe
+
+    def examples(**fields):
+        recipe = recipe_from_dict(
+            dict(data=str(data_dir), index_method="independent", template_style="tiger", max_history=5, **fields)
+        )
+        prepared = prepare_recipe(recipe)
+        return prepared.prompter.examples("seqrec", prepared.split), prepared.index
+
+    full, index = examples()
+    cropped, _ = examples(history_crop=1.0, seed=3)
+    assert cropped == examples(history_crop=1.0, seed=3)[0]  # fixed per seed
+    assert cropped != examples(history_crop=1.0, seed=4)[0]
+    assert len(cropped) == len(full)
+    lengths = []
+    for (prompt, target), (full_prompt, full_target) in zip(cropped, full):
+        assert target == full_target
+        kept, whole = prompt.split(", "), full_prompt.split(", ")
+        assert 1 <= len(kept) <= len(whole) and whole[-len(kept) :] == kept  # the newest items, in order
+        lengths.append(len(kept))
+    assert min(lengths) == 1 and any(n < m for n, m in zip(lengths, (len(p.split(", ")) for p, _ in full)))
+    half, _ = examples(history_crop=0.5)
+    assert 0 < sum(a != b for a, b in zip(half, full)) < len(full)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="history_crop"):
+            recipe_from_dict(dict(data="x", history_crop=bad))
+    with pytest.raises(ValueError, match="history_crop"):
+        recipe_from_dict(dict(data="x", mode="sequence", history_crop=0.5))

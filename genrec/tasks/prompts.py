@@ -14,7 +14,9 @@ instructions, for T5), ``lcrec`` (instruction prompts for causal LLMs).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,6 +77,10 @@ class Prompter:
         separator (`str`, defaults to ``", "``): between history items.
         max_targets_per_user (`int`, *optional*): training examples from each user's last ``max_targets_per_user``
             targets only (None: every prefix).
+        history_crop (`float`, defaults to 0): fraction of training examples whose history is cut to its last L
+            items, L uniform over 1..min(its length, max_history), so a model also learns to predict from the
+            newest items alone.
+        seed (`int`, defaults to 0): seeds which examples are cut and to what length.
     """
 
     index: ItemIndex
@@ -84,12 +90,16 @@ class Prompter:
     max_title_history: int = 10
     separator: str = ", "
     max_targets_per_user: int | None = None
+    history_crop: float = 0.0
+    seed: int = 0
 
     def __post_init__(self):
         if self.style not in TEMPLATES:
             raise ValueError(f"unknown template style {self.style!r}; available: {sorted(TEMPLATES)}")
         if self.max_history < 1:
             raise ValueError(f"max_history must be ≥ 1, got {self.max_history}")
+        if not 0.0 <= self.history_crop <= 1.0:
+            raise ValueError(f"history_crop must be a fraction from 0 to 1, got {self.history_crop}")
 
     def _history(self, history: Sequence[str]) -> str:
         return self.separator.join(self.index.identifier(i) for i in history[-self.max_history :])
@@ -119,7 +129,11 @@ class Prompter:
             return pairs
         pairs = []
         longest = max(self.max_history, self.max_title_history)
+        rng = random.Random(self.seed)
         for ex in split.train_examples(max_history=longest, last_targets=self.max_targets_per_user):
+            if self.history_crop and rng.random() < self.history_crop:
+                length = rng.randint(1, min(len(ex.history), self.max_history))
+                ex = dataclasses.replace(ex, history=ex.history[-length:])
             if task == "seqrec":
                 pairs.append((template.format(history=self._history(ex.history)), self.index.identifier(ex.target)))
             elif task == "titles2index":

@@ -110,6 +110,8 @@ def prepare_recipe(recipe: Recipe, data: InteractionData | None = None) -> Prepa
         cfg.max_title_history,
         cfg.history_separator,
         cfg.max_targets_per_user,
+        cfg.history_crop,
+        recipe.training.seed,
     )
     return Prepared(data, split, index, titles, prompter)
 
