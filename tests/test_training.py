@@ -208,12 +208,12 @@ def test_history_crop_cuts_histories_to_recent_suffixes(data_dir):
             dict(data=str(data_dir), index_method="independent", template_style="tiger", max_history=5, **fields)
         )
         prepared = prepare_recipe(recipe)
-        return prepared.prompter.examples("seqrec", prepared.split), prepared.index
+        return prepared.prompter.examples("seqrec", prepared.split)
 
-    full, index = examples()
-    cropped, _ = examples(history_crop=1.0, seed=3)
-    assert cropped == examples(history_crop=1.0, seed=3)[0]  # fixed per seed
-    assert cropped != examples(history_crop=1.0, seed=4)[0]
+    full = examples()
+    cropped = examples(history_crop=1.0, seed=3)
+    assert cropped == examples(history_crop=1.0, seed=3)  # fixed per seed
+    assert cropped != examples(history_crop=1.0, seed=4)
     assert len(cropped) == len(full)
     lengths = []
     for (prompt, target), (full_prompt, full_target) in zip(cropped, full):
@@ -222,7 +222,7 @@ def test_history_crop_cuts_histories_to_recent_suffixes(data_dir):
         assert 1 <= len(kept) <= len(whole) and whole[-len(kept) :] == kept  # the newest items, in order
         lengths.append(len(kept))
     assert min(lengths) == 1 and any(n < m for n, m in zip(lengths, (len(p.split(", ")) for p, _ in full)))
-    half, _ = examples(history_crop=0.5)
+    half = examples(history_crop=0.5)
     assert 0 < sum(a != b for a, b in zip(half, full)) < len(full)
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="history_crop"):
