@@ -129,9 +129,9 @@ class RecipeConfig:
         default=0.0,
         metadata={
             "help": "Prefix and set modes on prompts: fraction of training examples whose history is cut to its "
-            "last L items, L drawn uniformly from 1 to its length in the prompt (fixed per seed), so the model learns to predict "
-            "from the newest items too. Trained on full histories only, a small T5 ranks nearly the same items "
-            "whatever the newest item is. 0: every example keeps max_history items."
+            "last L items, L uniform from 1 to its length in the prompt (fixed per seed), so the model learns to "
+            "predict from the newest items too. Trained on full histories only, a small T5 ranks nearly the same "
+            "items whatever the newest item is. 0: every example keeps max_history items."
         },
     )
     max_task_examples: int | None = field(
