@@ -514,9 +514,13 @@ def excluded_metrics(recommender, split, max_users: int | None) -> dict:
 
 def job_command(job: Job) -> str:
     """The command that reproduces this row (the whole benchmark run reproduces every row)."""
-    recipe_flags = " ".join(
-        f"--recipe {k}={v!r}" if isinstance(v, str) else f"--recipe {k}={v}" for k, v in job.row.overrides
-    )
+
+    def flag(key, value) -> str:
+        if isinstance(value, (tuple, list)):  # e.g. inference_history_choices, which the CLI reads as "10,5,3"
+            value = ",".join(map(str, value))
+        return f"--recipe {key}={value!r}" if isinstance(value, str) else f"--recipe {key}={value}"
+
+    recipe_flags = " ".join(flag(k, v) for k, v in job.row.overrides)
     return f"python benchmarks/quality.py --budget {job.budget} --only {job.row.model} {recipe_flags}".strip()
 
 
