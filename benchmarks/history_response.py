@@ -21,17 +21,10 @@ from genrec.baselines.sasrec import SASRecConfig, SASRecRecommender
 from genrec.evaluation.metrics import ndcg_at_k, target_rank
 
 
-def top_lists(recommender, histories: list[list[str]], k: int = 10, batch: int = 128) -> list[list[str]]:
-    lists = []
-    for start in range(0, len(histories), batch):
-        lists += recommender.recommend(histories[start : start + batch], k=k)
-    return lists
-
-
 def response(recommender, split) -> dict:
     """Validation/test NDCG@10 and how the top 10 reacts to the one extra (newest) history item."""
     valid_h, test_h = split.histories("valid"), split.histories("test")
-    valid, test = top_lists(recommender, valid_h), top_lists(recommender, test_h)
+    valid, test = recommender.recommend(valid_h, k=10), recommender.recommend(test_h, k=10)  # they batch inside
     users = len(valid)
     return {
         "valid N@10": sum(ndcg_at_k(target_rank(t, y), 10) for t, y in zip(valid, split.targets("valid"))) / users,

@@ -14,11 +14,10 @@ instructions, for T5), ``lcrec`` (instruction prompts for causal LLMs).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from datasets import Dataset
 
@@ -133,7 +132,7 @@ class Prompter:
         for ex in split.train_examples(max_history=longest, last_targets=self.max_targets_per_user):
             if self.history_crop and rng.random() < self.history_crop:
                 length = rng.randint(1, min(len(ex.history), self.max_history))
-                ex = dataclasses.replace(ex, history=ex.history[-length:])
+                ex = replace(ex, history=ex.history[-length:])
             if task == "seqrec":
                 pairs.append((template.format(history=self._history(ex.history)), self.index.identifier(ex.target)))
             elif task == "titles2index":
