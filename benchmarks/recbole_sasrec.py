@@ -39,6 +39,7 @@ import types
 from pathlib import Path
 
 import torch
+import yaml
 
 # RecBole 1.2.1 reloads its own checkpoint with a bare torch.load; torch >= 2.6 defaults to weights_only=True,
 # which refuses the pickled config RecBole stores beside the weights.
@@ -76,7 +77,38 @@ from recbole.quick_start import run_recbole  # noqa: E402  (after the torch.load
 SPLIT = {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"}
 
 
-def run(seed: int, threads: int, checkpoint_dir: str, device: str, epochs: int | None) -> dict:
+def stop_at(deadline: float | None) -> dict:
+    """Make RecBole's early stopping also stop once ``deadline`` (a perf_counter time) has passed.
+
+    RecBole has no wall-clock budget; on a lent GPU with minutes of time, a run cut off by a kill leaves no test
+    result at all. Stopping here keeps its own end of training: the best validation checkpoint is reloaded and tested.
+    Returns counters the caller records, so a run stopped this way says so.
+    """
+    import recbole.trainer.trainer as trainer_module
+
+    state = {"evaluations": 0, "stopped_at_time_limit": False}
+    original = trainer_module.early_stopping
+
+    def early_stopping(*args, **kwargs):
+        best, cur_step, stop_flag, update_flag = original(*args, **kwargs)
+        state["evaluations"] += 1
+        if deadline is not None and not stop_flag and time.perf_counter() > deadline:
+            stop_flag = state["stopped_at_time_limit"] = True
+        return best, cur_step, stop_flag, update_flag
+
+    trainer_module.early_stopping = early_stopping
+    return state
+
+
+def run(
+    seed: int,
+    threads: int,
+    checkpoint_dir: str,
+    device: str,
+    epochs: int | None,
+    time_limit: float | None = None,
+    overrides: dict | None = None,
+) -> dict:
     torch.set_num_threads(threads)
     config = {
         "seed": seed,
@@ -92,7 +124,9 @@ def run(seed: int, threads: int, checkpoint_dir: str, device: str, epochs: int |
     }
     if epochs is not None:
         config["epochs"] = epochs
+    config.update(overrides or {})
     start = time.perf_counter()
+    stopping = stop_at(start + time_limit if time_limit else None)
     result = run_recbole(model="SASRec", dataset="ml-100k", config_dict=config)
     metrics = {key.lower(): float(value) for key, value in result["test_result"].items()}
     return {
@@ -102,6 +136,9 @@ def run(seed: int, threads: int, checkpoint_dir: str, device: str, epochs: int |
         "wall_seconds": round(time.perf_counter() - start, 1),
         "device": torch.cuda.get_device_name() if device != "cpu" else "cpu",
         "epochs_cap": epochs,
+        "epochs_evaluated": stopping["evaluations"],
+        "stopped_at_time_limit": stopping["stopped_at_time_limit"],
+        "config_overrides": overrides or {},
         "recbole": recbole.__version__,
         "numpy": np.__version__,
         "pandas": pd.__version__,
@@ -117,8 +154,27 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--epochs", type=int, help="Cap on epochs, for a smoke run only; default: RecBole's own (300, early stopping)."
     )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        help="Seconds after which training stops at the next validation as if early stopping had fired; the best "
+        "checkpoint is still tested and the JSON records stopped_at_time_limit. Default: no limit.",
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override one RecBole config key (VALUE read as YAML), e.g. hidden_size=8 for a smoke run; repeatable.",
+    )
     parser.add_argument("--out", default="runs/recbole/sasrec.json", help="JSON file the runs are written to.")
     args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.config:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--config takes KEY=VALUE, got {item!r}")
+        overrides[key] = yaml.safe_load(value)
     out = Path(args.out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     os.chdir(out.parent)  # RecBole writes log/ and saved/ under the working directory
@@ -127,7 +183,8 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         if seed in done:
             continue
-        runs.append(run(seed, args.threads, str(out.parent / "checkpoints"), args.device, args.epochs))
+        checkpoints = str(out.parent / "checkpoints")
+        runs.append(run(seed, args.threads, checkpoints, args.device, args.epochs, args.time_limit, overrides))
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(runs, indent=1))
         tmp.replace(out)  # each finished seed survives an interrupted run
