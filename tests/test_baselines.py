@@ -98,6 +98,22 @@ def test_training_examples_match_every_prefix(tiny_split):
     assert inputs[0].tolist() == [3, 4, 5, 6] and targets[0].tolist() == [3, 4, 5, 6]
 
 
+def test_overlapping_windows_train_each_pair_once_with_the_most_history():
+    """window_stride: every (history → next) pair trained exactly once, with ≥ max_len - stride items before it."""
+    sequence = torch.arange(1, 31).numpy()  # 29 (input, next) pairs
+    windows = _TrainingExamples([sequence], max_len=8, mode="seq2seq", stride=3)
+    inputs, targets = windows.batch(torch.arange(len(windows)).numpy())
+    trained = [(row, col) for row in range(len(windows)) for col in range(inputs.shape[1]) if targets[row, col] >= 0]
+    assert sorted(targets[r, c].item() + 1 for r, c in trained) == list(range(2, 31))  # each target once
+    for row, col in trained:
+        target = targets[row, col].item() + 1  # class index → item index
+        assert inputs[row, col].item() == target - 1  # the input at col is the item just before its target
+        assert min(target - 1, 8 - 3) <= col + 1 <= min(target - 1, 8)  # items before it in the window
+    assert len(windows) == len(range(29, 8, -3)) + 1  # windows ending every 3 pairs, then one at the start
+    with pytest.raises(ValueError, match="window_stride"):
+        SASRecConfig(window_stride=51)
+
+
 def test_causal_mask(tiny_split):
     """The hidden state at position t must not change when items after t change."""
     torch.manual_seed(0)

@@ -67,6 +67,10 @@ class SASRecConfig:
         initializer_range (`float`, *optional*, defaults to 0.02): std of the normal weight init.
         training_mode (`str`, *optional*, defaults to `"seq2seq"`): `seq2seq` (original paper) or `prefix`
             (RecBole's every-prefix augmentation); see the module docstring.
+        window_stride (`int`, *optional*): seq2seq only: a window ends every ``window_stride`` items (default
+            ``max_len``: windows do not overlap); each target is trained once, in the window where it has the most
+            history before it, so every target sees at least ``max_len - window_stride`` earlier items when it has
+            them.
         learning_rate (`float`, *optional*, defaults to 1e-3): Adam learning rate.
         weight_decay (`float`, *optional*, defaults to 0.0): Adam L2 penalty.
         batch_size (`int`, *optional*, defaults to 128): windows (seq2seq, up to ``max_len`` targets each) or
@@ -92,6 +96,9 @@ class SASRecConfig:
     layer_norm_eps: float = field(default=1e-12, metadata={"help": "LayerNorm epsilon."})
     initializer_range: float = field(default=0.02, metadata={"help": "Std of the normal weight initialisation."})
     training_mode: str = field(default="seq2seq", metadata={"help": "seq2seq (original paper) or prefix (RecBole)."})
+    window_stride: int | None = field(
+        default=None, metadata={"help": "seq2seq: items between window ends (overlapping windows); default max_len."}
+    )
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
     weight_decay: float = field(default=0.0, metadata={"help": "Adam L2 penalty."})
     batch_size: int = field(default=128, metadata={"help": "Windows (seq2seq) or examples (prefix) per step."})
@@ -127,6 +134,8 @@ class SASRecConfig:
             raise ValueError(f"hidden_act must be one of {sorted(_ACTIVATIONS)}, got {self.hidden_act!r}")
         if self.training_mode not in TRAINING_MODES:
             raise ValueError(f"training_mode must be one of {TRAINING_MODES}, got {self.training_mode!r}")
+        if self.window_stride is not None and not 0 < self.window_stride <= self.max_len:
+            raise ValueError(f"window_stride must be in 1..max_len ({self.max_len}), got {self.window_stride}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         _metric_k(self.valid_metric)
@@ -243,38 +252,45 @@ class SASRec(nn.Module):
 class _TrainingExamples:
     """Training windows as (start, length) offsets into one flat array of item indices, gathered per batch.
 
-    Storing offsets instead of padded rows keeps memory linear in the number of interactions.
+    Storing offsets instead of padded rows keeps memory linear in the number of interactions. In seq2seq mode each
+    window also has ``skips``: leading positions whose targets an overlapping later window already trains.
     """
 
-    def __init__(self, sequences: list[np.ndarray], max_len: int, mode: str):
+    def __init__(self, sequences: list[np.ndarray], max_len: int, mode: str, stride: int | None = None):
         self.max_len = max_len
         self.mode = mode
+        stride = stride or max_len
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)
         self.flat = np.concatenate(sequences + [np.zeros(1, dtype=np.int64)]).astype(np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        starts, sizes = [], []
+        starts, sizes, skips = [], [], []
         for offset, m in zip(offsets, lengths):
             if m < 2:
                 continue
             if mode == "prefix":
                 ends = np.arange(1, m)  # the history is seq[:end], the target seq[end]
-                size = np.minimum(ends, max_len)
-                starts.append(offset + ends - size)
-                sizes.append(size)
+                skip = np.zeros_like(ends)
             else:
-                # Windows over the m - 1 (input, next) pairs, aligned to the end so the last window is full.
-                ends = np.arange(m - 1, 0, -max_len)
-                size = np.minimum(ends, max_len)
-                starts.append(offset + ends - size)
-                sizes.append(size)
-        self.starts = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
-        self.sizes = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
+                # Windows over the m - 1 (input, next) pairs, aligned to the end so the last window is full, one
+                # ending every `stride` pairs down to the first that starts at the sequence's start. A window trains
+                # only the pairs the window after it does not: its last `stride` (the first window: all of them).
+                ends = np.arange(m - 1, 0, -stride)
+                ends = np.concatenate([ends[ends > max_len], ends[ends <= max_len][:1]])
+                skip = np.where(ends > max_len, max_len - stride, 0)
+            size = np.minimum(ends, max_len)
+            starts.append(offset + ends - size)
+            sizes.append(size)
+            skips.append(skip)
+        empty = np.zeros(0, dtype=np.int64)
+        self.starts = np.concatenate(starts) if starts else empty
+        self.sizes = np.concatenate(sizes) if sizes else empty
+        self.skips = np.concatenate(skips) if skips else empty
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def batch(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs (B, L) right-padded, and targets: (B,) for prefix, (B, L) with -100 at padding for seq2seq."""
+        """Inputs (B, L) right-padded, and targets: (B,) for prefix, (B, L) with -100 where not trained for seq2seq."""
         starts, sizes = self.starts[index], self.sizes[index]
         length = int(sizes.max())
         steps = np.arange(length)[None, :]  # (1, L)
@@ -284,7 +300,8 @@ class _TrainingExamples:
         if self.mode == "prefix":
             targets = self.flat[starts + sizes] - 1  # item index → class index
         else:
-            targets = np.where(valid, self.flat[positions + 1] - 1, -100)
+            trained = valid & (steps >= self.skips[index][:, None])
+            targets = np.where(trained, self.flat[positions + 1] - 1, -100)
         return torch.from_numpy(inputs), torch.from_numpy(targets)
 
 
@@ -320,7 +337,7 @@ class SASRecRecommender:
         self.config = config
         self._set_vocabulary(split.catalog)
         sequences = [np.array([self.item_to_index[i] for i in seq], dtype=np.int64) for seq in split.train]
-        examples = _TrainingExamples(sequences, config.max_len, config.training_mode)
+        examples = _TrainingExamples(sequences, config.max_len, config.training_mode, config.window_stride)
         if len(examples) == 0:
             raise ValueError("no training sequence has 2 or more items; SASRec has nothing to learn from")
         metric_k = _metric_k(config.valid_metric)
