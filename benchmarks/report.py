@@ -175,7 +175,8 @@ def render_results(result: dict) -> str:
 def _budget_text(result: dict) -> str:
     budget = result["budget_overrides"]
     if result["budget"] == "full":
-        return f"each recipe as its YAML in train/configs says, T5 recipes with `{_kv(budget['t5'])}`."
+        text = f"each recipe as its YAML in train/configs says, T5 recipes with `{_kv(budget['t5'])}`"
+        return text + (f"; SASRec with `{_kv(budget['sasrec'])}`." if budget.get("sasrec") else ".")
 
     def as_yaml_or(family: str, yaml_says: str) -> str:
         return f"with `{_kv(budget[family])}`" if budget.get(family) else f"as their YAML says ({yaml_says})"
