@@ -69,6 +69,21 @@ def test_targets_line_up_with_identifier_tokens_and_each_item_is_a_target_once(t
     assert labelled == sequence[1:]  # every item after the first is a target exactly once, in order
 
 
+def test_window_stride_trains_each_target_once_with_the_history_it_promises(tiny_data, tiny_split):
+    index = build_indexer("independent").fit(tiny_data.items, tiny_split.train)
+    _, fmt = _format(index, tiny_data)
+    sequence = list(fmt.item_tokens)[:12]
+    for stride in (None, 1, 2, 3):
+        targets = []
+        for _, begin, end, first_target in fmt.windows([sequence], window=4, stride=stride):
+            for position in range(first_target, end):
+                targets.append(position)
+                assert position - begin >= min(position, 4 - (stride or 2))  # items before it in its window
+        assert targets == list(range(1, len(sequence)))  # every item after the first, once, in order
+    with pytest.raises(ValueError, match="stride"):
+        list(fmt.windows([sequence], window=4, stride=4))
+
+
 def test_windows_hold_only_training_items(tiny_data, tiny_split):
     index = build_indexer("independent").fit(tiny_data.items, tiny_split.train)
     tokenizer, fmt = _format(index, tiny_data)

@@ -229,3 +229,10 @@ def test_history_crop_cuts_histories_to_recent_suffixes(data_dir):
             recipe_from_dict(dict(data="x", history_crop=bad))
     with pytest.raises(ValueError, match="history_crop"):
         recipe_from_dict(dict(data="x", mode="sequence", history_crop=0.5))
+
+
+def test_window_stride_is_checked_where_the_config_is_read():
+    assert recipe_from_dict(dict(data="x", mode="sequence", template_style="sequence", window_stride=5)).config
+    for bad in (dict(window_stride=5), dict(mode="sequence", template_style="sequence", window_stride=0)):
+        with pytest.raises(ValueError, match="window_stride"):
+            recipe_from_dict(dict(data="x", **bad))

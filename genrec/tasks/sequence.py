@@ -45,17 +45,19 @@ class SequenceFormat:
             ids += self.item_tokens[item] + self.separator
         return ids
 
-    def windows(self, sequences: Sequence[Sequence[str]], window: int):
+    def windows(self, sequences: Sequence[Sequence[str]], window: int, stride: int | None = None):
         """``(sequence, begin, end, first_target)`` of every training window of at most ``window`` items.
 
-        A history longer than ``window`` gives several windows, each ending ``window // 2`` items after the previous
-        one; a window's targets are only the items the previous window did not have (positions ``first_target ..
-        end - 1``), so every item after the first is a target exactly once, with at least ``window // 2`` items of
-        context (or all it has).
+        A history longer than ``window`` gives several windows, each ending ``stride`` items (default
+        ``window // 2``) after the previous one; a window's targets are only the items the previous window did not
+        have (positions ``first_target .. end - 1``), so every item after the first is a target exactly once, with
+        at least ``window - stride`` items of context (or all it has).
         """
         if window < 2:
             raise ValueError(f"window must be >= 2 items, got {window}")
-        stride = max(1, window // 2)
+        stride = stride or max(1, window // 2)
+        if not 0 < stride < window:
+            raise ValueError(f"window stride must be from 1 to window - 1 ({window - 1}) items, got {stride}")
         for seq in sequences:
             if len(seq) < 2:
                 continue
@@ -65,11 +67,13 @@ class SequenceFormat:
                 yield seq, begin, end, max(labelled_from, begin + 1)
                 labelled_from = end
 
-    def training_rows(self, sequences: Sequence[Sequence[str]], window: int) -> dict[str, list[list[int]]]:
+    def training_rows(
+        self, sequences: Sequence[Sequence[str]], window: int, stride: int | None = None
+    ) -> dict[str, list[list[int]]]:
         """``input_ids`` and ``labels`` of every training window (:meth:`windows`). Labels cover the identifier
         tokens of target items; the start token and separators are never targets."""
         rows = {"input_ids": [], "labels": []}
-        for seq, begin, end, first_target in self.windows(sequences, window):
+        for seq, begin, end, first_target in self.windows(sequences, window, stride):
             ids, labels = [self.start], [IGNORE]
             for position in range(begin, end):
                 tokens = self.item_tokens[seq[position]]
@@ -82,13 +86,17 @@ class SequenceFormat:
         return rows
 
     def set_training_rows(
-        self, sequences: Sequence[Sequence[str]], window: int, item_labels: dict[str, list[int]]
+        self,
+        sequences: Sequence[Sequence[str]],
+        window: int,
+        item_labels: dict[str, list[int]],
+        stride: int | None = None,
     ) -> dict[str, list]:
         """Set mode's windows (:meth:`windows`): ``input_ids`` (the window up to its last target),
         ``query_cuts`` (per target, the number of tokens before it: its queries see exactly the prompt that
         :meth:`encode` writes for the history before it) and ``set_labels`` (per target, ``item_labels[item]``)."""
         rows = {"input_ids": [], "query_cuts": [], "set_labels": []}
-        for seq, begin, end, first_target in self.windows(sequences, window):
+        for seq, begin, end, first_target in self.windows(sequences, window, stride):
             ids, cuts, labels = [self.start], [], []
             for position in range(begin, end):
                 if position >= first_target:

@@ -134,6 +134,14 @@ class RecipeConfig:
             "items whatever the newest item is. 0: every example keeps max_history items."
         },
     )
+    window_stride: int | None = field(
+        default=None,
+        metadata={
+            "help": "Sequence mode and set mode on history windows: items between the ends of consecutive "
+            "training windows of a long history (each target is trained once, in the window where it has the most "
+            "history, so at least max_history + 1 - window_stride items). None: half the window."
+        },
+    )
     max_task_examples: int | None = field(
         default=None, metadata={"help": "mode=sequence: cap on rows of each alignment task (None: all)."}
     )
@@ -200,6 +208,13 @@ class RecipeConfig:
                 "history_crop cuts the histories of (prompt, next item) examples; sequence mode and set mode on "
                 "history windows (template_style 'sequence') train every position of a window at once"
             )
+        if self.window_stride is not None:
+            if "sequence" not in (self.mode, self.template_style):
+                raise ValueError("window_stride spaces history windows: sequence mode or template_style 'sequence'")
+            if not 0 < self.window_stride <= self.max_history:
+                raise ValueError(
+                    f"window_stride must be from 1 to max_history ({self.max_history}), not {self.window_stride}"
+                )
         if self.max_targets_per_user is not None and "sequence" in (self.mode, self.template_style):
             raise ValueError(
                 "max_targets_per_user selects (prompt, next item) examples; sequence mode and set mode on history "

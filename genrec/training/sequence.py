@@ -27,11 +27,13 @@ from genrec.training.recipe import (
 from genrec.training.trainers import GenRecTrainer
 
 
-def sequence_dataset(split, sequence_format: SequenceFormat, window: int, max_rows: int | None = None):
+def sequence_dataset(
+    split, sequence_format: SequenceFormat, window: int, max_rows: int | None = None, stride: int | None = None
+):
     """Training windows of every user's training sequence as a ``datasets.Dataset`` (``input_ids``, ``labels``)."""
     from datasets import Dataset
 
-    rows = sequence_format.training_rows(split.train, window)
+    rows = sequence_format.training_rows(split.train, window, stride)
     if not rows["input_ids"]:
         raise ValueError("no training sequence has two items; sequence mode has nothing to learn from")
     return first_rows(Dataset.from_dict(rows), max_rows)
@@ -55,7 +57,10 @@ def training_dataset(prepared, sequence_format, cfg, seed: int):
     parts = []
     if "seqrec" in cfg.tasks:
         # windows one item longer than the inference history: the last target then sits where inference predicts
-        parts.append(sequence_dataset(prepared.split, sequence_format, cfg.max_history + 1, cfg.max_train_examples))
+        window = cfg.max_history + 1
+        parts.append(
+            sequence_dataset(prepared.split, sequence_format, window, cfg.max_train_examples, cfg.window_stride)
+        )
     alignment = alignment_dataset(prepared, sequence_format.tokenizer, cfg.tasks, cfg.max_task_examples, seed)
     if alignment is not None:
         parts.append(alignment)

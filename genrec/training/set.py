@@ -81,7 +81,9 @@ def set_window_dataset(prepared, sequence_format: SequenceFormat, vocabulary: Se
     parts = []
     if "seqrec" in cfg.tasks:
         item_labels = {item: table[row] for row, item in enumerate(index.item_ids)}
-        rows = sequence_format.set_training_rows(prepared.split.train, cfg.max_history + 1, item_labels)
+        rows = sequence_format.set_training_rows(
+            prepared.split.train, cfg.max_history + 1, item_labels, cfg.window_stride
+        )
         if not rows["input_ids"]:
             raise ValueError("no training sequence has two items; set mode has nothing to learn from")
         parts.append(first_rows(Dataset.from_dict(rows), cfg.max_train_examples))
