@@ -11,14 +11,16 @@ own virtualenv. Run it there (this script imports RecBole, never genrec)::
 virtualenv the script also runs on numpy 2 and pandas 3 with RecBole installed beside them without its dependencies
 (``pip install --no-deps --target DIR recbole==1.2.1 colorlog==4.7.2 thop texttable``, then ``PYTHONPATH=DIR``, with
 tensorboard and absl-py present): it restores numpy's three removed type aliases and stands in for ray, which
-RecBole imports only for hyper-parameter search. That is how to run it on a GPU image (``--device cuda``).
+RecBole imports only for hyper-parameter search. (pandas 3 also turns RecBole's in-place ``fillna`` on a column into
+a no-op with a ChainedAssignmentError warning; ML-100K has no missing values, so nothing changes.) That is how to run it on a GPU image (``--device cuda``).
 
 On CPU a RecBole epoch is ~97k prefix sequences of length 50 in batches of 2048; measured with the profiler on one
-thread (2026-12-04, beside two other runs on 2 cores), a batch took 12-24 s (forward 4-17 s, backward 6-9 s, mostly
-element-wise ops on 2048 x 2 x 50 x 50 attention and 2048 x 50 x 256 feed-forward tensors), so an epoch of 48 batches
-takes 10-20 minutes there; earlier, on an idle core, epoch 0 had not finished after 8 minutes. The default budget is
-up to 300 epochs with early stopping after 10 without improvement: hours to days per seed on this machine, which is
-why RESULTS.md has no RecBole row yet. genrec's SASRec trains every position of a sequence in one pass instead.
+thread (2026-12-04, beside two other runs on 2 cores), a batch took 12-24 s, so an epoch of 48 batches takes 10-20
+minutes there and a seed hours to days. On one H200 (2026-12-04) three seeds side by side took 168-222 s each
+(``--device cuda --threads 4 --time-limit 430``; early stopping after 24-36 epochs); RESULTS.md, "genrec's SASRec
+vs RecBole 1.2.1's SASRec", has them beside genrec's SASRec (``benchmarks/sasrec_modes.py``). ``--time-limit``
+stops training at the next validation once the time is spent, so a run on borrowed GPU time still ends with a test
+result (the JSON says when that happened).
 
 Config: RecBole's own SASRec and overall defaults (hidden 64, 2 blocks, 2 heads, dropout 0.5, CE loss, max length
 50, batch 2048, Adam 1e-3, early stopping after 10 epochs on MRR@10; no negative sampling, which RecBole requires
