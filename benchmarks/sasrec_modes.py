@@ -27,6 +27,8 @@ VARIANTS = {
     "seq2seq": {},  # genrec's default: 50-item windows, batch 128 windows
     "stride25": {"window_stride": 25},
     "stride10": {"window_stride": 10},
+    "stride5": {"window_stride": 5},
+    "stride2": {"window_stride": 2},
     "batch32": {"batch_size": 32},
     "batch32-stride10": {"batch_size": 32, "window_stride": 10},
     "prefix": {"training_mode": "prefix", "batch_size": 2048},  # RecBole's SASRec: every prefix, batch 2048
