@@ -340,11 +340,12 @@ FULL_T5 = {
     "max_train_minutes": None,
 }
 
-# SASRec as RecBole trains it (every prefix, batch 2048): within 1% of RecBole 1.2.1's own SASRec on ML-100K, but
-# ~6x the compute of genrec's seq2seq windows; overlapping windows (a new one every 10 items) come within 5% of it at
-# a CPU cost that fits beside the recipes (benchmarks/sasrec_modes.py, RESULTS.md "genrec's SASRec vs RecBole").
+# SASRec as RecBole trains it (every prefix, batch 2048): within 1% of RecBole 1.2.1's own SASRec on ML-100K, but an
+# hour or more per seed on 2 CPU cores; overlapping windows (a new one every 2 items: each target trained with at
+# least 48 items before it) come within 2% of it at a CPU cost that fits beside the recipes
+# (benchmarks/sasrec_modes.py, RESULTS.md "genrec's SASRec vs RecBole").
 RECBOLE_SASREC = {"training_mode": "prefix", "batch_size": 2048}
-CPU_SASREC = {"window_stride": 10}
+CPU_SASREC = {"window_stride": 2}
 
 # What each budget changes beyond the recipe YAMLs, which carry converged CPU budgets.
 BUDGETS = {

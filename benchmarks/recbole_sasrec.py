@@ -12,7 +12,8 @@ virtualenv the script also runs on numpy 2 and pandas 3 with RecBole installed b
 (``pip install --no-deps --target DIR recbole==1.2.1 colorlog==4.7.2 thop texttable``, then ``PYTHONPATH=DIR``, with
 tensorboard and absl-py present): it restores numpy's three removed type aliases and stands in for ray, which
 RecBole imports only for hyper-parameter search. (pandas 3 also turns RecBole's in-place ``fillna`` on a column into
-a no-op with a ChainedAssignmentError warning; ML-100K has no missing values, so nothing changes.) That is how to run it on a GPU image (``--device cuda``).
+a no-op with a ChainedAssignmentError warning; ML-100K has no missing values, so nothing changes.) That is how to run
+it on a GPU image (``--device cuda``).
 
 On CPU a RecBole epoch is ~97k prefix sequences of length 50 in batches of 2048; measured with the profiler on one
 thread (2026-12-04, beside two other runs on 2 cores), a batch took 12-24 s, so an epoch of 48 batches takes 10-20
