@@ -18,6 +18,11 @@ Two ways to turn training sequences into examples (:attr:`SASRecConfig.training_
   before it inside its window (1 to ``max_len`` of them) instead of the last ``max_len`` items.
   It is the default because on ML-100K it trains to convergence in minutes on 2 CPU cores (one ``prefix`` epoch
   took as long as 6–11 ``seq2seq`` epochs on the same busy machine); ``prefix`` is kept for RecBole-exact runs.
+  ``window_stride`` overlaps the windows so that every target has (nearly) ``max_len`` items before it.
+
+Measured on ML-100K against RecBole 1.2.1's own SASRec (test N@10, 3 seeds, model_cards/RESULTS.md): ``prefix``
+1.01×, ``seq2seq`` with ``window_stride=2`` 0.98×, ``=10`` 0.96×, without overlap (the default) 0.89×. Compare
+recommenders against ``prefix`` or a small stride, not against the fast default.
 """
 
 from __future__ import annotations
