@@ -257,7 +257,10 @@ def test_killed_at_random_points_ends_with_every_line_in_input_order(t5_bundle, 
         done = out.read_bytes().count(b"\n") if out.exists() else 0
         target = max(target, done + 1)
         with open(tmp_path / "stderr.log", "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+            # A job started in the background of a non-interactive shell inherits SIGINT ignored, and Python keeps it
+            # so: give the child the default disposition, so that Ctrl-C reaches it wherever pytest runs.
+            restore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, preexec_fn=restore_sigint)
             while proc.poll() is None and not (out.exists() and out.read_bytes().count(b"\n") >= target):
                 time.sleep(0.01)
             if proc.poll() is None:
