@@ -90,7 +90,8 @@ def stop_at(deadline: float | None) -> dict:
     import recbole.trainer.trainer as trainer_module
 
     state = {"evaluations": 0, "stopped_at_time_limit": False}
-    original = trainer_module.early_stopping
+    # RecBole's own function, also when an earlier seed of this process already wrapped it
+    original = getattr(trainer_module.early_stopping, "__wrapped__", trainer_module.early_stopping)
 
     def early_stopping(*args, **kwargs):
         best, cur_step, stop_flag, update_flag = original(*args, **kwargs)
@@ -99,6 +100,7 @@ def stop_at(deadline: float | None) -> dict:
             stop_flag = state["stopped_at_time_limit"] = True
         return best, cur_step, stop_flag, update_flag
 
+    early_stopping.__wrapped__ = original
     trainer_module.early_stopping = early_stopping
     return state
 
