@@ -80,16 +80,17 @@ def table(runs: list[dict]) -> str:
         rows.sort(key=lambda r: r["seed"])
         ndcg = [r["ndcg@10"] for r in rows]
         spread = statistics.stdev(ndcg) if len(ndcg) > 1 else 0.0
-        mean = lambda key: statistics.mean(r[key] for r in rows)  # noqa: E731
-        lines.append(
-            f"| {variant} | {mean('valid_ndcg@10'):.4f} | {statistics.mean(ndcg):.4f} ± {spread:.4f} | "
-            + " / ".join(f"{v:.4f}" for v in ndcg)
-            + f" | {mean('recall@10'):.4f} | {mean('excluded_ndcg@10'):.4f} | "
-            + "/".join(str(r["epochs"]) for r in rows)
-            + " | "
-            + "/".join(f"{r['train_seconds']:.0f}" for r in rows)
-            + " |"
-        )
+        cells = [
+            variant,
+            f"{statistics.mean(r['valid_ndcg@10'] for r in rows):.4f}",
+            f"{statistics.mean(ndcg):.4f} ± {spread:.4f}",
+            " / ".join(f"{v:.4f}" for v in ndcg),
+            f"{statistics.mean(r['recall@10'] for r in rows):.4f}",
+            f"{statistics.mean(r['excluded_ndcg@10'] for r in rows):.4f}",
+            "/".join(str(r["epochs"]) for r in rows),
+            "/".join(f"{r['train_seconds']:.0f}" for r in rows),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
