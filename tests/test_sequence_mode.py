@@ -75,7 +75,9 @@ def test_window_stride_trains_each_target_once_with_the_history_it_promises(tiny
     sequence = list(fmt.item_tokens)[:12]
     for stride in (None, 1, 2, 3):
         targets = []
-        for _, begin, end, first_target in fmt.windows([sequence], window=4, stride=stride):
+        windows = list(fmt.windows([sequence], window=4, stride=stride))
+        assert [begin for _, begin, _, _ in windows].count(0) == 1  # the history's start is encoded once
+        for _, begin, end, first_target in windows:
             for position in range(first_target, end):
                 targets.append(position)
                 assert position - begin >= min(position, 4 - (stride or 2))  # items before it in its window

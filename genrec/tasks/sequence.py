@@ -48,10 +48,11 @@ class SequenceFormat:
     def windows(self, sequences: Sequence[Sequence[str]], window: int, stride: int | None = None):
         """``(sequence, begin, end, first_target)`` of every training window of at most ``window`` items.
 
-        A history longer than ``window`` gives several windows, each ending ``stride`` items (default
-        ``window // 2``) after the previous one; a window's targets are only the items the previous window did not
-        have (positions ``first_target .. end - 1``), so every item after the first is a target exactly once, with
-        at least ``window - stride`` items of context (or all it has).
+        The first window is the history's first ``window`` items (targets: all but the first); a longer history
+        gives further windows, each ending ``stride`` items (default ``window // 2``) after the previous one, whose
+        targets are only the items the previous window did not have (positions ``first_target .. end - 1``). So
+        every item after the first is a target exactly once, with at least ``window - stride`` items of context (or
+        all it has), and no two windows start at the history's start (their shared items would be encoded twice).
         """
         if window < 2:
             raise ValueError(f"window must be >= 2 items, got {window}")
@@ -61,10 +62,10 @@ class SequenceFormat:
         for seq in sequences:
             if len(seq) < 2:
                 continue
-            labelled_from = 1  # the first item has no history to predict it from
-            for end in list(range(len(seq), 1, -stride))[::-1]:
-                begin = max(0, end - window)
-                yield seq, begin, end, max(labelled_from, begin + 1)
+            labelled_from = min(len(seq), window)
+            yield seq, 0, labelled_from, 1
+            for end in list(range(len(seq), labelled_from, -stride))[::-1]:
+                yield seq, end - window, end, labelled_from
                 labelled_from = end
 
     def training_rows(
