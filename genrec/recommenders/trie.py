@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -11,6 +12,13 @@ from genrec.decoding import ItemTrie, TrieConstrainedLogitsProcessor, rank_items
 from genrec.models.backbones import CAUSAL, SEQ2SEQ
 from genrec.recommenders.base import GenerativeRecommender
 from genrec.tokens import identifier_token_ids
+
+
+def kv_cache_argument(model) -> str:
+    """The name a causal model's forward (and ``generate``) takes its KV cache under, and its output returns it
+    under: ``cache`` in newer transformers 5 releases, ``past_key_values`` in earlier ones."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft wrapper takes **kwargs
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 @register_recommender("trie")
@@ -37,8 +45,9 @@ class TrieRecommender(GenerativeRecommender):
             use_cache=True,
             logits_to_keep=1,
         )
-        out.cache.batch_repeat_interleave(num_beams)
-        return out.cache
+        cache = out[kv_cache_argument(self.model)]
+        cache.batch_repeat_interleave(num_beams)
+        return cache
 
     def _move_decoder(self, device) -> None:
         self.trie = self.trie.to(device)
@@ -61,7 +70,7 @@ class TrieRecommender(GenerativeRecommender):
         steps = self.trie.max_length if free_eos and self.trie.uniform_length else self.trie.max_length + 1
         extra = {}
         if self.config.kind == CAUSAL and num_beams > 1:
-            extra["cache"] = self.prefill(input_ids, attention_mask, num_beams)
+            extra[kv_cache_argument(self.model)] = self.prefill(input_ids, attention_mask, num_beams)
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
