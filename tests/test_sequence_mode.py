@@ -174,6 +174,27 @@ def test_prefill_once_gives_what_plain_generate_gives(bundle_kind, sequence_run,
         assert [r.score for r in a] == pytest.approx([r.score for r in b], abs=1e-4)
 
 
+def test_the_prefilled_cache_goes_by_the_name_the_installed_transformers_takes():
+    """transformers 5 renamed ``past_key_values`` to ``cache`` in its later releases; both are supported."""
+    from genrec.recommenders.trie import kv_cache_argument
+
+    class Earlier(torch.nn.Module):
+        def forward(self, input_ids, past_key_values=None): ...
+
+    class Later(torch.nn.Module):
+        def forward(self, input_ids, cache=None): ...
+
+    class PeftWrapper(torch.nn.Module):  # forwards **kwargs; the base model's signature decides
+        def forward(self, *args, **kwargs): ...
+
+        def get_base_model(self):
+            return Earlier()
+
+    assert kv_cache_argument(Earlier()) == "past_key_values"
+    assert kv_cache_argument(Later()) == "cache"
+    assert kv_cache_argument(PeftWrapper()) == "past_key_values"
+
+
 def test_stopping_at_the_identifier_end_changes_nothing(sequence_run, tiny_split):
     """Identifiers of one length need no closing EOS step: the step it would cost adds nothing to any score."""
     _, recommender, _ = sequence_run
