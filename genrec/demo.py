@@ -28,7 +28,7 @@ GENERATIVE = "causal_independent (generative)"
 # N@10 0.0653), with a tighter time cap so that the demo stays under 15 minutes on slower machines (the best
 # checkpoint so far is kept). Batches of similar-length windows would be ~20% cheaper, but the one demo run with them
 # scored 0.0572 against the recipe's 0.0662 then (seed 0, 30 epochs), so the demo does not use them. tiger_causal
-# scores a little higher (0.0663) but trains ~1.7x longer, which does not fit the demo's 15 minutes.
+# scores higher (0.0685) but trains ~1.7x longer, which does not fit the demo's 15 minutes.
 DEMO_MINUTES = 12
 DEMO_RECIPE = dict(
     name="demo_causal_independent",
