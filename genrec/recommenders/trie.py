@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from functools import cached_property
 
 import torch
 
@@ -45,9 +46,13 @@ class TrieRecommender(GenerativeRecommender):
             use_cache=True,
             logits_to_keep=1,
         )
-        cache = out[kv_cache_argument(self.model)]
+        cache = out[self._kv_cache_name]
         cache.batch_repeat_interleave(num_beams)
         return cache
+
+    @cached_property
+    def _kv_cache_name(self) -> str:
+        return kv_cache_argument(self.model)
 
     def _move_decoder(self, device) -> None:
         self.trie = self.trie.to(device)
@@ -70,7 +75,7 @@ class TrieRecommender(GenerativeRecommender):
         steps = self.trie.max_length if free_eos and self.trie.uniform_length else self.trie.max_length + 1
         extra = {}
         if self.config.kind == CAUSAL and num_beams > 1:
-            extra[kv_cache_argument(self.model)] = self.prefill(input_ids, attention_mask, num_beams)
+            extra[self._kv_cache_name] = self.prefill(input_ids, attention_mask, num_beams)
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
