@@ -156,5 +156,5 @@ def test_set_mode_windows_on_a_pretrained_llm_train_and_reload_identically(tmp_p
         assert [r.score for r in a] == pytest.approx([r.score for r in b], abs=1e-5)
     with pytest.raises(ValueError, match="set_anchor_last_item .* needs mode 'set', template_style 'sequence'"):
         recipe_from_dict(
-            {**TINY_SEQUENCE_RECIPE, "mode": "set", "template_style": "tiger", "set_anchor_last_item": True}
+            {**TINY_SEQUENCE_RECIPE, "mode": "set", "template_style": "p5", "set_anchor_last_item": True}
         )

@@ -20,7 +20,7 @@ from genrec.models import (
     load_backbone,
     train_sentencepiece_tokenizer,
 )
-from genrec.models.set_head import SetRecModel, causal_set_mask
+from genrec.models.set_head import SetRecModel, causal_set_mask, diagonal_query_mask
 from genrec.recommenders import GenerativeRecommender, SetBundleConfig, SetRecommender
 from genrec.tasks import Prompter, SequenceFormat
 from genrec.testing import save_tiny_causal_backbone
@@ -348,8 +348,31 @@ def test_anchored_queries_start_at_the_last_items_tokens(set_index, tiny_causal_
     last_item = torch.tensor(vocab.item_table[index.position(history[-1])])  # local index per position
     expected = embed(torch.tensor([vocab.token_ids[p][int(last_item[p])] for p in range(n)]))
     assert torch.allclose(inputs[0], expected)  # query p starts at the last item's token of position p
-    with pytest.raises(ValueError, match="anchor_last_item needs a causal backbone"):
-        SetRecModel(backbone, SEQ2SEQ, vocab.token_ids, anchor_last_item=True)
+
+
+def test_anchored_t5_queries_start_at_the_last_items_tokens_before_eos(set_index):
+    """T5 histories end with the end-of-sequence token and are right-padded: the anchor skips both."""
+    index, data, split = set_index
+    backbone, tokenizer = tiny_t5(index, data)
+    vocab = SetVocabulary.from_index(index, tokenizer)
+    n = len(vocab.positions)
+    model = SetRecModel(backbone, SEQ2SEQ, vocab.token_ids, queries=torch.zeros(n, 32), anchor_last_item=True).eval()
+    histories = [split.histories("test")[0], split.histories("test")[1][-1:]]  # the second row is padded
+    prompter = Prompter(index, data.titles(), "tiger", max_history=5, separator="")
+    batch = encode(tokenizer, [prompter.seqrec_prompt(h) for h in histories])
+    assert batch["attention_mask"][1].sum() < batch["attention_mask"].shape[1]
+    embed = backbone.get_input_embeddings()
+    last_items = [vocab.item_table[index.position(h[-1])] for h in histories]
+    expected = embed(torch.tensor([[vocab.token_ids[p][int(row[p])] for p in range(n)] for row in last_items]))
+    with torch.no_grad():
+        plain = backbone(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            decoder_inputs_embeds=expected,
+            decoder_attention_mask=diagonal_query_mask(2, n, expected.dtype, "cpu"),
+        ).logits
+        anchored = model.query_logits(batch["input_ids"], batch["attention_mask"])
+    assert torch.allclose(anchored, plain, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------- bundles
@@ -376,6 +399,9 @@ def trained_set_bundle(tmp_path_factory, set_index):
             set_cf_weight=2.0,
             set_cf_score_weight=0.5,
             learning_rate=5e-3,
+            history_separator="",
+            set_anchor_last_item=True,  # T5 queries anchored on the last item (setrec_t5)
+            item_token_init="cooccurrence",
         )
     )
     recommender, metrics = run_recipe(cfg)
@@ -390,6 +416,7 @@ def test_recipe_trains_with_harness_and_bundle_round_trips(trained_set_bundle, s
     assert metrics["best_valid_ndcg10"] is not None and metrics["steps"] > 0
     saved = json.loads((bundle / "genrec_config.json").read_text())
     assert saved["decoder"] == "set" and saved["cf_weight"] == 2.0 and saved["cf_score_weight"] == 0.5
+    assert saved["anchor_last_item"]
     assert "SETRec set decoding" in (bundle / "README.md").read_text()
 
     histories = split.histories("test")[:8]

@@ -189,6 +189,25 @@ def test_recipe_rejects_unknown_task():
         recipe_from_dict(dict(data="x", tasks="seqrec,nonsense"))
 
 
+def test_scratch_backbones_start_item_rows_from_cooccurrence_but_have_no_title_embeddings(data_dir):
+    from genrec.training.recipe import build_backbone, prepare_recipe
+
+    recipe = recipe_from_dict(
+        dict(data=str(data_dir), index_method="independent", backbone="t5-scratch", item_token_init="cooccurrence")
+    )
+    prepared = prepare_recipe(recipe)
+    torch.manual_seed(0)
+    plain = build_backbone(recipe_from_dict(dict(data=str(data_dir), backbone="t5-scratch")).config, prepared)
+    torch.manual_seed(0)
+    started = build_backbone(recipe.config, prepared)
+    ids = started.tokenizer.convert_tokens_to_ids(prepared.index.new_tokens)
+    embeddings = started.model.get_input_embeddings().weight
+    assert not torch.allclose(embeddings[ids], plain.model.get_input_embeddings().weight[ids])
+    assert torch.equal(embeddings[: min(ids)], plain.model.get_input_embeddings().weight[: min(ids)])
+    with pytest.raises(ValueError, match="scratch backbone has none"):
+        recipe_from_dict(dict(data="x", backbone="t5-scratch", item_token_init="title+cooccurrence"))
+
+
 def test_max_targets_per_user_selects_each_users_last_examples(data_dir):
     from genrec.training.recipe import prepare_recipe
 

@@ -106,10 +106,12 @@ class SetRecModel(nn.Module):
         queries (`torch.Tensor` of shape `(positions, hidden)`, *optional*): initial query vectors; by default
             Gaussian with the standard deviation of the input embeddings, so they start at the embeddings' scale
             (near zero with ``anchor_last_item``, where they are offsets).
-        anchor_last_item (`bool`, defaults to `False`): causal LMs with histories written as token ids: query p's
-            input is its vector plus the embedding of the last history item's p-th token, so before any training
-            each query reads out like that token (with identifier rows started at co-occurrence vectors, a tied
-            output layer then ranks the last item's neighbours high) instead of starting from nothing.
+        anchor_last_item (`bool`, defaults to `False`): histories written as the items' tokens alone (causal LMs:
+            ``template_style: sequence``; T5: ``tiger``, followed by its end-of-sequence token): query p's input is
+            its vector plus the embedding of the last history item's p-th token, so before any training each query
+            reads out like that token (with identifier rows started at co-occurrence vectors, a tied output layer
+            then ranks the last item's neighbours high) instead of starting from nothing. It also gives a T5
+            decoder a direct path from the newest item, which it otherwise sees only through cross-attention.
 
     Example:
         >>> weights = vocab.position_weights(cf_weight=2.0)  # doctest: +SKIP
@@ -131,8 +133,6 @@ class SetRecModel(nn.Module):
             raise ValueError(f"need {n} non-negative position weights with a positive sum, got {position_weights}")
         self.backbone = backbone
         self.kind = kind
-        if anchor_last_item and kind != CAUSAL:
-            raise ValueError("anchor_last_item needs a causal backbone")
         self.anchor_last_item = anchor_last_item
         embeddings = backbone.get_input_embeddings().weight
         if queries is None:
@@ -170,7 +170,12 @@ class SetRecModel(nn.Module):
         embed = self.backbone.get_input_embeddings()
         dtype = embed.weight.dtype
         queries = self.queries.to(dtype).unsqueeze(0).expand(batch, -1, -1)  # (B, n, d)
+        columns = torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device)
+        cuts = (attention_mask.long() * columns).amax(1, keepdim=True)  # (B, 1): just after the last real token
         if self.kind == SEQ2SEQ:
+            if self.anchor_last_item:
+                ends_with_eos = input_ids.gather(1, (cuts - 1).clamp(min=0)) == self.backbone.config.eos_token_id
+                queries = queries + self._last_item_embeddings(input_ids, cuts - ends_with_eos.long())
             out = self.backbone(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
@@ -179,8 +184,6 @@ class SetRecModel(nn.Module):
                 use_cache=False,
             )
             return out.logits  # (B, n, V)
-        columns = torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device)
-        cuts = (attention_mask.long() * columns).amax(1, keepdim=True)  # (B, 1): just after the last real token
         inputs_embeds, mask, position_ids = self._causal_inputs(input_ids, attention_mask, cuts)
         out = self.backbone(
             inputs_embeds=inputs_embeds,
@@ -199,10 +202,16 @@ class SetRecModel(nn.Module):
         embed = self.backbone.get_input_embeddings()
         queries = self.queries.to(embed.weight.dtype).repeat(groups, 1).unsqueeze(0).expand(batch, -1, -1)
         if self.anchor_last_item:
-            last_item = query_cuts[:, :, None] - n + torch.arange(n, device=query_cuts.device)  # (B, G, n)
-            queries = queries + embed(input_ids.gather(1, last_item.clamp(min=0).flatten(1)))
+            queries = queries + self._last_item_embeddings(input_ids, query_cuts)
         mask, position_ids = causal_set_mask(attention_mask, n, embed.weight.dtype, query_cuts)
         return torch.cat([embed(input_ids), queries], dim=1), mask, position_ids
+
+    def _last_item_embeddings(self, input_ids, item_ends) -> torch.Tensor:
+        """(B, G * n, d): per query, the input embedding of the token at its position among the n tokens just
+        before column ``item_ends[:, g]`` (B, G), i.e. the last history item's tokens."""
+        n = self.num_positions
+        last_item = item_ends[:, :, None] - n + torch.arange(n, device=item_ends.device)  # (B, G, n)
+        return self.backbone.get_input_embeddings()(input_ids.gather(1, last_item.clamp(min=0).flatten(1)))
 
     def window_logits(self, input_ids, attention_mask, query_cuts) -> torch.Tensor:
         """(B, G, n, Vmax) logits, restricted to each position's vocabulary, of G query groups per row (a set-mode

@@ -28,7 +28,7 @@ class SetBundleConfig(BundleConfig):
         default=1.0, metadata={"help": "Weight of the CF token's log-probability in an item's score at decoding."}
     )
     anchor_last_item: bool = field(
-        default=False, metadata={"help": "Query inputs add the last history item's token embeddings (causal LMs)."}
+        default=False, metadata={"help": "Query inputs add the last history item's token embeddings."}
     )
 
     def __post_init__(self):

@@ -90,9 +90,9 @@ class RecipeConfig:
     item_token_init: str = field(
         default="mean",
         metadata={
-            "help": "Pretrained backbones: new identifier rows start at the vocabulary's mean ('mean'), at the "
-            "mean embedding of their items' titles ('title'), at their training co-occurrence (spectral) vectors "
-            "('cooccurrence'), or both ('title+cooccurrence')."
+            "help": "New identifier rows start at the vocabulary's mean ('mean'; a scratch backbone's rows stay "
+            "random), at the mean embedding of their items' titles ('title', pretrained backbones), at their "
+            "training co-occurrence (spectral) vectors ('cooccurrence'), or both ('title+cooccurrence')."
         },
     )
     use_lora: bool = field(
@@ -168,9 +168,10 @@ class RecipeConfig:
     set_anchor_last_item: bool = field(
         default=False,
         metadata={
-            "help": "mode=set, causal LM, template_style sequence: each query's input is its vector plus the "
-            "embedding of the last history item's token at its position (queries start as a read-out of the last "
-            "item instead of from nothing)."
+            "help": "mode=set, histories written as item tokens alone (template_style 'sequence' for causal LMs, "
+            "'tiger' for T5) with no history_separator: each query's input is its vector plus the embedding of the "
+            "last history item's token at its position (queries start as a read-out of the last item instead of "
+            "from nothing)."
         },
     )
 
@@ -198,6 +199,11 @@ class RecipeConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.item_token_init not in ITEM_TOKEN_INITS:
             raise ValueError(f"item_token_init must be one of {ITEM_TOKEN_INITS}, got {self.item_token_init!r}")
+        if self.backbone in SCRATCH_BACKBONES and "title" in self.item_token_init:
+            raise ValueError(
+                "item_token_init 'title' reads a pretrained model's embeddings of title words; a scratch backbone "
+                "has none to read (use 'cooccurrence' or 'mean')"
+            )
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; available: {TASKS}")
@@ -221,11 +227,11 @@ class RecipeConfig:
                 "windows (template_style 'sequence') train every position of a window at once"
             )
         if self.set_anchor_last_item and (
-            self.mode != "set" or self.template_style != "sequence" or self.history_separator
+            self.mode != "set" or self.template_style not in ("sequence", "tiger") or self.history_separator
         ):
             raise ValueError(
                 "set_anchor_last_item reads the last item's tokens at the end of the history: it needs mode 'set', "
-                "template_style 'sequence' and an empty history_separator"
+                "template_style 'sequence' (causal LMs) or 'tiger' (T5) and an empty history_separator"
             )
 
 

@@ -131,27 +131,34 @@ def build_backbone(cfg: RecipeConfig, prepared: Prepared) -> Backbone:
                 cfg.t5_d_ff,
                 cfg.t5_dropout,
             )
-            return Backbone(build_t5(tokenizer, arch), tokenizer, SEQ2SEQ, False)
-        arch = CausalArchConfig(
-            cfg.causal_num_layers,
-            cfg.causal_hidden_size,
-            cfg.causal_num_heads,
-            cfg.causal_intermediate_size,
-            cfg.causal_dropout,
-            max_positions=max_sequence_tokens(cfg, prepared.index, tokenizer),
-        )
-        return Backbone(build_causal_lm(tokenizer, arch), tokenizer, CAUSAL, False)
+            backbone = Backbone(build_t5(tokenizer, arch), tokenizer, SEQ2SEQ, False)
+        else:
+            arch = CausalArchConfig(
+                cfg.causal_num_layers,
+                cfg.causal_hidden_size,
+                cfg.causal_num_heads,
+                cfg.causal_intermediate_size,
+                cfg.causal_dropout,
+                max_positions=max_sequence_tokens(cfg, prepared.index, tokenizer),
+            )
+            backbone = Backbone(build_causal_lm(tokenizer, arch), tokenizer, CAUSAL, False)
+        _init_identifier_rows(cfg, prepared, backbone.model, tokenizer)
+        return backbone
     model, tokenizer, kind = load_backbone(cfg.backbone, num_layers=cfg.backbone_layers)
     new_ids = add_item_tokens(tokenizer, prepared.index, model)
+    _init_identifier_rows(cfg, prepared, model, tokenizer)
+    if not cfg.use_lora:
+        return Backbone(model, tokenizer, kind, False)
+    settings = LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
+    return Backbone(apply_lora(model, kind, new_ids, settings), tokenizer, kind, True)
+
+
+def _init_identifier_rows(cfg: RecipeConfig, prepared: Prepared, model, tokenizer) -> None:
     rows = init_identifier_rows(
         model, tokenizer, prepared.index, cfg.item_token_init, prepared.titles, prepared.split.train
     )
     if rows:
         logger.info("initialised %d identifier-token rows (%s)", rows, cfg.item_token_init)
-    if not cfg.use_lora:
-        return Backbone(model, tokenizer, kind, False)
-    settings = LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
-    return Backbone(apply_lora(model, kind, new_ids, settings), tokenizer, kind, True)
 
 
 def max_sequence_tokens(cfg: RecipeConfig, index: ItemIndex, tokenizer) -> int:
