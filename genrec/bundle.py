@@ -54,6 +54,9 @@ class BundleConfig:
     )
     num_beams: int = 20
     max_prompt_tokens: int = 1024
+    decoder_last_item: bool = field(
+        default=False, metadata={"help": "T5: the decoder starts from the last history item's identifier."}
+    )
     recipe: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 
@@ -62,6 +65,8 @@ class BundleConfig:
             raise ValueError(f"kind must be {SEQ2SEQ!r} or {CAUSAL!r}, got {self.kind!r}")
         if self.adapter and not self.base_model:
             raise ValueError("an adapter bundle needs base_model")
+        if self.decoder_last_item and self.kind != SEQ2SEQ:
+            raise ValueError("decoder_last_item starts a T5 decoder from the last history item; this bundle is causal")
 
 
 RECOMMENDERS: dict[str, type] = {}

@@ -173,7 +173,7 @@ class NextItemRecommendationPipeline(Pipeline):
             )
         request.history = history
         encoded = self.recommender.encode([history])  # padded to a batch by the pipeline's collate function
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"], "request": request}
+        return {**encoded, "request": request}
 
     def _forward(
         self, model_inputs: dict, top_k: int = 10, num_beams: int | None = None, exclude_seen: bool = False
@@ -185,7 +185,7 @@ class NextItemRecommendationPipeline(Pipeline):
         step = self.recommender.histories_per_call(num_beams, prompt_tokens)  # many beams: fewer histories per call
         positions, scores = [], []
         for start in range(0, len(requests), step):
-            part = {key: model_inputs[key][start : start + step] for key in ("input_ids", "attention_mask")}
+            part = {key: value[start : start + step] for key, value in model_inputs.items() if key != "request"}
             seen = [r.seen for r in requests[start : start + step]] if exclude_seen else None
             part_positions, part_scores = self.recommender.generate_ranked(part, num_beams, seen=seen)
             positions += part_positions

@@ -123,6 +123,26 @@ def check_tokenizer_covers(tokenizer, index: ItemIndex) -> None:
         )
 
 
+class DecoderPrefixes:
+    """The decoder inputs a T5 trained with ``decoder_last_item`` starts from: the decoder start token, then the last
+    history item's identifier tokens, left-padded with start tokens to one width (1 + the longest identifier), so
+    every row is as wide and the generated identifier starts at the same column. The decoder then continues the
+    item sequence as a causal model does, and the newest item reaches the output through the decoder's residual
+    path, not only through cross-attention (where a T5 trained from scratch tends to pool the history into a bag).
+    """
+
+    def __init__(self, tokenizer, index: ItemIndex, start_token_id: int):
+        self.index = index
+        self.item_tokens = identifier_token_ids(tokenizer, index)
+        self.start_token_id = start_token_id
+        self.width = 1 + max(len(ids) for ids in self.item_tokens)
+
+    def __call__(self, last_item: str | None) -> list[int]:
+        """The prefix after ``last_item`` (None or "": start tokens alone, for rows without a history)."""
+        ids = self.item_tokens[self.index.position(last_item)] if last_item else []
+        return [self.start_token_id] * (self.width - len(ids)) + list(ids)
+
+
 def identifier_token_ids(tokenizer, index: ItemIndex) -> list[list[int]]:
     """Token ids of every item's identifier, tokenised alone: what the model is trained to emit and the trie allows."""
     check_tokenizer_covers(tokenizer, index)

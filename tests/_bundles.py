@@ -120,6 +120,8 @@ def build_sequence_bundle(root: Path) -> Path:
 _BUILDERS = {
     "sequence": build_sequence_bundle,
     "t5": build_t5_bundle,
+    # P5 sequential numbers (1-2 SentencePiece pieces each) and a decoder that starts from the last item
+    "t5-last-item": partial(build_t5_bundle, index_method="sequential", history_separator=" ", decoder_last_item=True),
     "causal-lora": partial(build_causal_bundle, adapter=True),
     "causal-full": partial(build_causal_bundle, adapter=False),
 }

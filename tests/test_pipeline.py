@@ -14,7 +14,7 @@ from genrec import GenerativeRecommender
 from genrec.indexing.base import ItemIndex, ItemIndexError
 from genrec.pipeline import TASK, NextItemRecommendationPipeline
 
-KINDS = ["t5", "causal-lora", "causal-full", "sequence"]
+KINDS = ["t5", "t5-last-item", "causal-lora", "causal-full", "sequence"]
 HISTORIES = [["i1", "i2", "i3"], ["i5"], ["i7", "i8", "i9", "i10", "i11"], ["i20", "i21"], ["i3"]]
 KEYS = {"item_id", "title", "score", "identifier"}
 

@@ -235,12 +235,12 @@ def test_history_crop_cuts_histories_to_recent_suffixes(data_dir):
     assert cropped != examples(history_crop=1.0, seed=4)
     assert len(cropped) == len(full)
     lengths = []
-    for (prompt, target), (full_prompt, full_target) in zip(cropped, full):
-        assert target == full_target
+    for (prompt, target, last), (full_prompt, full_target, full_last) in zip(cropped, full):
+        assert target == full_target and last == full_last  # a cut history keeps its newest item
         kept, whole = prompt.split(", "), full_prompt.split(", ")
         assert 1 <= len(kept) <= len(whole) and whole[-len(kept) :] == kept  # the newest items, in order
         lengths.append(len(kept))
-    assert min(lengths) == 1 and any(n < m for n, m in zip(lengths, (len(p.split(", ")) for p, _ in full)))
+    assert min(lengths) == 1 and any(n < m for n, m in zip(lengths, (len(p.split(", ")) for p, _, _ in full)))
     half = examples(history_crop=0.5)
     assert 0 < sum(a != b for a, b in zip(half, full)) < len(full)
     for bad in (-0.1, 1.5):
@@ -255,3 +255,44 @@ def test_window_stride_is_checked_where_the_config_is_read():
     for bad in (dict(window_stride=5), dict(mode="sequence", template_style="sequence", window_stride=0)):
         with pytest.raises(ValueError, match="window_stride"):
             recipe_from_dict(dict(data="x", **bad))
+
+
+def test_decoder_last_item_starts_the_t5_decoder_from_the_newest_items_identifier(tmp_path_factory, data_dir):
+    """``decoder_last_item``: training rows and inference both give the decoder the last history item's identifier
+    (left-padded with start tokens to one width); the loss skips that prefix and the bundle records it."""
+    from _bundles import cached_bundle
+
+    from genrec.tokens import identifier_token_ids
+    from genrec.training.prefix import DecoderPrefixCollator
+    from genrec.training.recipe import prepare_recipe, tokenize_pairs, validation_pairs
+
+    recommender = GenerativeRecommender.from_pretrained(cached_bundle("t5-last-item", tmp_path_factory))
+    assert recommender.config.decoder_last_item
+    prefixes = recommender.decoder_prefixes
+    item_tokens = identifier_token_ids(recommender.tokenizer, recommender.index)
+    assert len({len(ids) for ids in item_tokens}) > 1  # P5 numbers of 1 and 2 pieces: some prefixes are padded
+    start = recommender.model.config.decoder_start_token_id
+    rows = recommender.encode(HISTORIES)["decoder_input_ids"].tolist()
+    for history, row in zip(HISTORIES, rows):
+        ids = item_tokens[recommender.index.position(history[-1])]
+        assert len(row) == prefixes.width and row[-len(ids) :] == ids
+        assert set(row[: prefixes.width - len(ids)]) == {start}
+    recs = recommender.recommend(HISTORIES, k=5, num_beams=5)
+    assert all(len(r) == 5 and set(r) <= set(recommender.index.item_ids) for r in recs)
+
+    recipe = recipe_from_dict(dict(data=str(data_dir), index_method="sequential", template_style="p5"))
+    prepared = prepare_recipe(recipe)
+    pairs = validation_pairs(prepared.prompter, prepared.split, recommender.index, limit=4)
+    encoded = tokenize_pairs(pairs, recommender.tokenizer, "seq2seq", decoder_prefixes=prefixes)
+    eos, width = recommender.tokenizer.eos_token_id, prefixes.width
+    for pair, row in zip(pairs, encoded):
+        target = recommender.tokenizer(pair["target"], add_special_tokens=False)["input_ids"]
+        assert row["decoder_input_ids"] == prefixes(pair["last_item"]) + target
+        assert row["labels"] == [-100] * (width - 1) + target + [eos]  # the prefix's last token predicts the target
+    from transformers import DataCollatorForSeq2Seq
+
+    batch = DecoderPrefixCollator(DataCollatorForSeq2Seq(recommender.tokenizer))(list(encoded))
+    assert batch["decoder_input_ids"].shape == batch["labels"].shape
+
+    with pytest.raises(ValueError, match="decoder_last_item .* needs mode 'prefix'"):
+        recipe_from_dict(dict(data="x", mode="sequence", decoder_last_item=True))

@@ -12,7 +12,7 @@ from genrec.bundle import register_recommender
 from genrec.decoding import ItemTrie, TrieConstrainedLogitsProcessor, rank_items
 from genrec.models.backbones import CAUSAL, SEQ2SEQ
 from genrec.recommenders.base import GenerativeRecommender
-from genrec.tokens import identifier_token_ids
+from genrec.tokens import DecoderPrefixes, identifier_token_ids
 
 
 def kv_cache_argument(model) -> str:
@@ -31,6 +31,17 @@ class TrieRecommender(GenerativeRecommender):
         self.trie = ItemTrie(
             identifier_token_ids(self.tokenizer, self.index), self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         ).to(self.device)
+        self.decoder_prefixes = None
+        if self.config.decoder_last_item:
+            start = self.model.config.decoder_start_token_id
+            self.decoder_prefixes = DecoderPrefixes(self.tokenizer, self.index, start)
+
+    def encode(self, histories: Sequence[Sequence[str]]):
+        """The prompts, plus with ``decoder_last_item`` each history's decoder prefix (``decoder_input_ids``)."""
+        encoded = super().encode(histories)
+        if self.decoder_prefixes is not None:
+            encoded["decoder_input_ids"] = torch.tensor([self.decoder_prefixes(h[-1]) for h in histories])
+        return encoded
 
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_beams: int):
         """The KV cache of every prompt but its last token, computed once per user and then repeated for the beams
@@ -66,14 +77,18 @@ class TrieRecommender(GenerativeRecommender):
             raise TypeError(f"unexpected option(s) {sorted(options)} for trie decoding")
         input_ids = encoded["input_ids"].to(self.device)
         attention_mask = encoded["attention_mask"].to(self.device)
-        prompt_length = 1 if self.config.kind == SEQ2SEQ else input_ids.shape[1]
+        extra = {}
+        if self.decoder_prefixes is not None:
+            extra["decoder_input_ids"] = encoded["decoder_input_ids"].to(self.device)
+            prompt_length = self.decoder_prefixes.width
+        else:
+            prompt_length = 1 if self.config.kind == SEQ2SEQ else input_ids.shape[1]
         # a sequence model never learned to end an identifier with EOS: the closing EOS must not change the scores
         free_eos = self.sequence_format is not None
         banned = [[self.index.position(i) for i in items] for items in seen] if seen else None
         # one step past the identifier closes it with EOS; a sequence model's identifiers of one length need none
         # (every beam is complete at that length and its free EOS would add nothing but a decoding step)
         steps = self.trie.max_length if free_eos and self.trie.uniform_length else self.trie.max_length + 1
-        extra = {}
         if self.config.kind == CAUSAL and num_beams > 1:
             extra[self._kv_cache_name] = self.prefill(input_ids, attention_mask, num_beams)
         output = self.model.generate(
@@ -92,5 +107,5 @@ class TrieRecommender(GenerativeRecommender):
             eos_token_id=self.tokenizer.eos_token_id,
             **extra,
         )
-        generated = output.sequences[:, 1:] if self.config.kind == SEQ2SEQ else output.sequences[:, prompt_length:]
+        generated = output.sequences[:, prompt_length:]
         return rank_items(self.trie, generated, output.sequences_scores, num_beams, num_beams)

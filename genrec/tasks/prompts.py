@@ -112,8 +112,9 @@ class Prompter:
             raise ValueError("cannot recommend from an empty history")
         return TEMPLATES[self.style]["seqrec"].format(history=self._history(history))
 
-    def examples(self, task: str, split: LeaveOneOutSplit) -> list[tuple[str, str]]:
-        """(prompt, target) pairs of ``task`` built from training data only (plus item text for item tasks)."""
+    def examples(self, task: str, split: LeaveOneOutSplit) -> list[tuple[str, str, str]]:
+        """(prompt, target, last history item) rows of ``task`` built from training data only (plus item text for
+        item tasks, whose last item is ""): the last item is what a T5 with ``decoder_last_item`` starts from."""
         template = TEMPLATES[self.style][task]
         if task in ("item2index", "index2item"):
             pairs = []
@@ -122,9 +123,9 @@ class Prompter:
                 if not title:
                     continue
                 if task == "item2index":
-                    pairs.append((template.format(title=title), ident))
+                    pairs.append((template.format(title=title), ident, ""))
                 else:
-                    pairs.append((template.format(identifier=ident), title))
+                    pairs.append((template.format(identifier=ident), title, ""))
             return pairs
         pairs = []
         longest = max(self.max_history, self.max_title_history)
@@ -133,13 +134,16 @@ class Prompter:
             if self.history_crop and rng.random() < self.history_crop:
                 length = rng.randint(1, min(len(ex.history), self.max_history))
                 ex = replace(ex, history=ex.history[-length:])
+            last = ex.history[-1]
             if task == "seqrec":
-                pairs.append((template.format(history=self._history(ex.history)), self.index.identifier(ex.target)))
+                prompt = template.format(history=self._history(ex.history))
+                pairs.append((prompt, self.index.identifier(ex.target), last))
             elif task == "titles2index":
                 prompt = template.format(history_titles=self._titles(ex.history))
-                pairs.append((prompt, self.index.identifier(ex.target)))
+                pairs.append((prompt, self.index.identifier(ex.target), last))
             elif task == "history2title":
-                pairs.append((template.format(history=self._history(ex.history)), self.titles.get(ex.target, "")))
+                prompt = template.format(history=self._history(ex.history))
+                pairs.append((prompt, self.titles.get(ex.target, ""), last))
             else:
                 raise ValueError(f"unknown task {task!r}; available: {TASKS}")
         return pairs
@@ -148,17 +152,18 @@ class Prompter:
 def build_task_dataset(
     prompter: Prompter, split: LeaveOneOutSplit, tasks: Sequence[str] = ("seqrec",), seed: int = 0
 ) -> Dataset:
-    """A shuffled ``Dataset`` with columns ``prompt``, ``target``, ``task`` mixing ``tasks``."""
+    """A shuffled ``Dataset`` with columns ``prompt``, ``target``, ``last_item``, ``task`` mixing ``tasks``."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {unknown}; available: {TASKS}")
-    rows = {"prompt": [], "target": [], "task": []}
+    rows = {"prompt": [], "target": [], "last_item": [], "task": []}
     for task in tasks:
         pairs = prompter.examples(task, split)
         logger.info("task %s: %d examples", task, len(pairs))
-        for prompt, target in pairs:
+        for prompt, target, last in pairs:
             rows["prompt"].append(prompt)
             rows["target"].append(target)
+            rows["last_item"].append(last)
             rows["task"].append(task)
     if not rows["prompt"]:
         raise ValueError("the task mixture produced no training examples")

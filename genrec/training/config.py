@@ -165,6 +165,14 @@ class RecipeConfig:
     set_cf_score_weight: float = field(
         default=1.0, metadata={"help": "mode=set: weight of the CF token's log-probability in item scores."}
     )
+    decoder_last_item: bool = field(
+        default=False,
+        metadata={
+            "help": "mode=prefix, T5: the decoder starts from the last history item's identifier and generates the "
+            "next item's after it, so the newest item reaches the output through the decoder's residual path, not "
+            "only through cross-attention."
+        },
+    )
     set_anchor_last_item: bool = field(
         default=False,
         metadata={
@@ -226,6 +234,8 @@ class RecipeConfig:
                 "max_targets_per_user selects (prompt, next item) examples; sequence mode and set mode on history "
                 "windows (template_style 'sequence') train every position of a window at once"
             )
+        if self.decoder_last_item and self.mode != "prefix":
+            raise ValueError("decoder_last_item starts a T5 decoder from the last history item: it needs mode 'prefix'")
         if self.set_anchor_last_item and (
             self.mode != "set" or self.template_style not in ("sequence", "tiger") or self.history_separator
         ):

@@ -179,13 +179,22 @@ def _tokenizer_corpus(prepared: Prepared) -> list[str]:
     return corpus
 
 
-def tokenize_pairs(dataset, tokenizer, kind: str, max_prompt_tokens: int = 1024):
-    """(prompt, target) → model inputs. The target is tokenised alone, exactly as the decoding trie sees it."""
+def tokenize_pairs(dataset, tokenizer, kind: str, max_prompt_tokens: int = 1024, decoder_prefixes=None):
+    """(prompt, target) → model inputs. The target is tokenised alone, exactly as the decoding trie sees it. With
+    :class:`~genrec.tokens.DecoderPrefixes` (T5, ``decoder_last_item``) each row's decoder starts from its
+    ``last_item``'s prefix, which the loss skips."""
     eos = tokenizer.eos_token_id
 
     def encode(batch):
         prompts = tokenizer(batch["prompt"], truncation=True, max_length=max_prompt_tokens)["input_ids"]
         targets = tokenizer(batch["target"], add_special_tokens=False)["input_ids"]
+        if kind == SEQ2SEQ and decoder_prefixes is not None:
+            skipped = [-100] * (decoder_prefixes.width - 1)  # the prefix's last token predicts the target's first
+            return {
+                "input_ids": prompts,
+                "decoder_input_ids": [decoder_prefixes(last) + t for last, t in zip(batch["last_item"], targets)],
+                "labels": [skipped + t + [eos] for t in targets],
+            }
         if kind == SEQ2SEQ:
             return {"input_ids": prompts, "labels": [t + [eos] for t in targets]}
         return {
@@ -239,7 +248,11 @@ def validation_pairs(prompter: Prompter, split: LeaveOneOutSplit, index: ItemInd
 
     histories, targets = split.histories("valid")[:limit], split.targets("valid")[:limit]
     return Dataset.from_dict(
-        {"prompt": [prompter.seqrec_prompt(h) for h in histories], "target": [index.identifier(t) for t in targets]}
+        {
+            "prompt": [prompter.seqrec_prompt(h) for h in histories],
+            "target": [index.identifier(t) for t in targets],
+            "last_item": [h[-1] for h in histories],
+        }
     )
 
 
@@ -257,6 +270,7 @@ def bundle_fields(recipe: Recipe, backbone: Backbone, prepared: Prepared, comman
         adapter=backbone.adapter,
         base_model_layers=cfg.backbone_layers,
         num_beams=cfg.eval_num_beams,
+        decoder_last_item=cfg.decoder_last_item,
         recipe={
             "name": cfg.name,
             "data": prepared.data.name,
