@@ -155,6 +155,4 @@ def test_set_mode_windows_on_a_pretrained_llm_train_and_reload_identically(tmp_p
     for a, b in zip(before, after):
         assert [r.score for r in a] == pytest.approx([r.score for r in b], abs=1e-5)
     with pytest.raises(ValueError, match="set_anchor_last_item .* needs mode 'set', template_style 'sequence'"):
-        recipe_from_dict(
-            {**TINY_SEQUENCE_RECIPE, "mode": "set", "template_style": "p5", "set_anchor_last_item": True}
-        )
+        recipe_from_dict({**TINY_SEQUENCE_RECIPE, "mode": "set", "template_style": "p5", "set_anchor_last_item": True})

@@ -235,7 +235,9 @@ class RecipeConfig:
                 "windows (template_style 'sequence') train every position of a window at once"
             )
         if self.decoder_last_item and self.mode != "prefix":
-            raise ValueError("decoder_last_item starts a T5 decoder from the last history item: it needs mode 'prefix'")
+            raise ValueError(
+                "decoder_last_item starts a T5 decoder from the last history item: it needs mode 'prefix'"
+            )
         if self.set_anchor_last_item and (
             self.mode != "set" or self.template_style not in ("sequence", "tiger") or self.history_separator
         ):

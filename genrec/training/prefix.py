@@ -62,7 +62,9 @@ def train_prefix(recipe, command: str | None = None, data=None):
             raise ValueError(f"decoder_last_item starts a T5 decoder from the last item; {cfg.backbone!r} is causal")
         prefixes = DecoderPrefixes(tokenizer, prepared.index, model.config.decoder_start_token_id)
     dataset = build_task_dataset(prepared.prompter, prepared.split, cfg.tasks, seed=recipe.training.seed)
-    train_dataset = tokenize_pairs(first_rows(dataset, cfg.max_train_examples), tokenizer, kind, decoder_prefixes=prefixes)
+    train_dataset = tokenize_pairs(
+        first_rows(dataset, cfg.max_train_examples), tokenizer, kind, decoder_prefixes=prefixes
+    )
     eval_dataset = tokenize_pairs(
         validation_pairs(prepared.prompter, prepared.split, prepared.index), tokenizer, kind, decoder_prefixes=prefixes
     )
