@@ -277,14 +277,27 @@ def test_decoder_last_item_starts_the_t5_decoder_from_the_newest_items_identifie
         ids = item_tokens[recommender.index.position(history[-1])]
         assert len(row) == prefixes.width and row[-len(ids) :] == ids
         assert set(row[: prefixes.width - len(ids)]) == {start}
-    recs = recommender.recommend(HISTORIES, k=5, num_beams=5)
-    assert all(len(r) == 5 and set(r) <= set(recommender.index.item_ids) for r in recs)
+    recs = recommender.recommend_scored(HISTORIES, k=5, num_beams=5)
+    assert all(len(r) == 5 for r in recs)
+    # a decoded score is the log-likelihood the training rows teach: prefix + identifier + EOS, one forward pass
+    encoded, eos = recommender.encode(HISTORIES), recommender.tokenizer.eos_token_id
+    for row, ranked in enumerate(recs):
+        target = item_tokens[recommender.index.position(ranked[0].item_id)] + [eos]
+        decoder = torch.tensor([rows[row] + target[:-1]])
+        with torch.no_grad():
+            logits = recommender.model(
+                input_ids=encoded["input_ids"][row : row + 1],
+                attention_mask=encoded["attention_mask"][row : row + 1],
+                decoder_input_ids=decoder,
+            ).logits
+        log_probs = logits[0, prefixes.width - 1 :].log_softmax(-1)
+        assert ranked[0].score == pytest.approx(sum(log_probs[i, t].item() for i, t in enumerate(target)), abs=1e-4)
 
     recipe = recipe_from_dict(dict(data=str(data_dir), index_method="sequential", template_style="p5"))
     prepared = prepare_recipe(recipe)
     pairs = validation_pairs(prepared.prompter, prepared.split, recommender.index, limit=4)
     encoded = tokenize_pairs(pairs, recommender.tokenizer, "seq2seq", decoder_prefixes=prefixes)
-    eos, width = recommender.tokenizer.eos_token_id, prefixes.width
+    width = prefixes.width
     for pair, row in zip(pairs, encoded):
         target = recommender.tokenizer(pair["target"], add_special_tokens=False)["input_ids"]
         assert row["decoder_input_ids"] == prefixes(pair["last_item"]) + target
