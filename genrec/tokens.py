@@ -69,35 +69,45 @@ def cooccurrence_vectors(index: ItemIndex, train_sequences, width: int, dims: in
 
 
 @torch.no_grad()
-def init_item_rows(model, tokenizer, index: ItemIndex, item_vectors: torch.Tensor) -> int:
+def init_item_rows(model, tokenizer, index: ItemIndex, item_vectors: torch.Tensor, all_tokens: bool = False) -> int:
     """Set each identifier token's input row to the mean of ``item_vectors`` over the items whose identifier uses
-    the token (a code shared by similar items starts at their centroid), rescaled to the vocabulary's typical row
-    norm. With tied embeddings (SmolLM2, Qwen2.5) this is also the output row. Items with a zero vector are skipped;
+    the token (a code shared by similar items starts at their centroid), rescaled to the other rows' typical norm.
+    With tied embeddings (SmolLM2, Qwen2.5, the scratch models) this is also the output row. Only the index's new
+    tokens are set unless ``all_tokens`` (a scratch model, whose rows are all random: P5's numbers written as text
+    start their sub-word pieces at the centroid of the items that use them). Items with a zero vector are skipped;
     returns the number of rows set."""
     embeddings = model.get_input_embeddings().weight
-    new_ids = tokenizer.convert_tokens_to_ids(index.new_tokens)
-    first_new = min(new_ids)
+    identifiers = identifier_token_ids(tokenizer, index)
+    if all_tokens:
+        candidates = sorted({t for ids in identifiers for t in ids})
+    else:
+        candidates = tokenizer.convert_tokens_to_ids(index.new_tokens)
     sums = torch.zeros(embeddings.shape[0], embeddings.shape[1], dtype=torch.float32)
     counts = torch.zeros(embeddings.shape[0])
-    for ids, vector in zip(identifier_token_ids(tokenizer, index), item_vectors.float()):
+    for ids, vector in zip(identifiers, item_vectors.float()):
         if vector.any():
             for token in set(ids):
                 sums[token] += vector
                 counts[token] += 1
-    rows = torch.tensor([t for t in new_ids if counts[t] > 0], dtype=torch.long)
+    rows = torch.tensor([t for t in candidates if counts[t] > 0], dtype=torch.long)
     if not len(rows):
         return 0
     centroids = sums[rows] / counts[rows, None]
-    typical = embeddings[:first_new].detach().float().norm(dim=1).mean().cpu()
+    others = torch.ones(embeddings.shape[0], dtype=torch.bool)
+    others[candidates] = False
+    typical = embeddings[others.to(embeddings.device)].detach().float().norm(dim=1).mean().cpu()
     centroids = centroids * (typical / centroids.norm(dim=1, keepdim=True).clamp(min=1e-8))
     embeddings[rows.to(embeddings.device)] = centroids.to(embeddings.dtype).to(embeddings.device)
     return len(rows)
 
 
-def init_identifier_rows(model, tokenizer, index: ItemIndex, how: str, titles, train_sequences) -> int:
-    """Start the identifier rows of a pretrained model per ``how`` (:data:`ITEM_TOKEN_INITS`): ``mean`` leaves
-    transformers' mean-resized rows; ``title`` uses :func:`title_vectors`; ``cooccurrence``
-    :func:`cooccurrence_vectors`; ``title+cooccurrence`` their sum, each part at unit norm."""
+def init_identifier_rows(
+    model, tokenizer, index: ItemIndex, how: str, titles, train_sequences, scratch: bool = False
+) -> int:
+    """Start the identifier rows per ``how`` (:data:`ITEM_TOKEN_INITS`): ``mean`` leaves transformers'
+    mean-resized rows (a scratch model's random ones); ``title`` uses :func:`title_vectors`; ``cooccurrence``
+    :func:`cooccurrence_vectors`; ``title+cooccurrence`` their sum, each part at unit norm. A ``scratch`` model
+    has every identifier token's row set (:func:`init_item_rows`' ``all_tokens``)."""
     if how not in ITEM_TOKEN_INITS:
         raise ValueError(f"item_token_init must be one of {ITEM_TOKEN_INITS}, got {how!r}")
     if how == "mean":
@@ -109,7 +119,7 @@ def init_identifier_rows(model, tokenizer, index: ItemIndex, how: str, titles, t
     if "cooccurrence" in how:
         parts.append(cooccurrence_vectors(index, train_sequences, width))
     vectors = sum(torch.nn.functional.normalize(p.float(), dim=1) for p in parts)
-    return init_item_rows(model, tokenizer, index, vectors)
+    return init_item_rows(model, tokenizer, index, vectors, all_tokens=scratch)
 
 
 def check_tokenizer_covers(tokenizer, index: ItemIndex) -> None:

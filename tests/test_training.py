@@ -189,21 +189,25 @@ def test_recipe_rejects_unknown_task():
         recipe_from_dict(dict(data="x", tasks="seqrec,nonsense"))
 
 
-def test_scratch_backbones_start_item_rows_from_cooccurrence_but_have_no_title_embeddings(data_dir):
+@pytest.mark.parametrize("method", ["independent", "sequential"])
+def test_scratch_backbones_start_item_rows_from_cooccurrence_but_have_no_title_embeddings(data_dir, method):
+    """Every identifier token of a scratch model starts at its items' centroid: new tokens, and the sub-word pieces
+    of P5's sequential numbers (written as text); the other rows stay as they were."""
+    from genrec.tokens import identifier_token_ids
     from genrec.training.recipe import build_backbone, prepare_recipe
 
-    recipe = recipe_from_dict(
-        dict(data=str(data_dir), index_method="independent", backbone="t5-scratch", item_token_init="cooccurrence")
-    )
+    fields = dict(data=str(data_dir), index_method=method, backbone="t5-scratch")
+    recipe = recipe_from_dict({**fields, "item_token_init": "cooccurrence"})
     prepared = prepare_recipe(recipe)
     torch.manual_seed(0)
-    plain = build_backbone(recipe_from_dict(dict(data=str(data_dir), backbone="t5-scratch")).config, prepared)
+    plain = build_backbone(recipe_from_dict(fields).config, prepared).model.get_input_embeddings().weight
     torch.manual_seed(0)
     started = build_backbone(recipe.config, prepared)
-    ids = started.tokenizer.convert_tokens_to_ids(prepared.index.new_tokens)
     embeddings = started.model.get_input_embeddings().weight
-    assert not torch.allclose(embeddings[ids], plain.model.get_input_embeddings().weight[ids])
-    assert torch.equal(embeddings[: min(ids)], plain.model.get_input_embeddings().weight[: min(ids)])
+    ids = sorted({t for item in identifier_token_ids(started.tokenizer, prepared.index) for t in item})
+    others = [t for t in range(len(embeddings)) if t not in set(ids)]
+    assert not torch.isclose(embeddings[ids], plain[ids]).all(dim=1).any()
+    assert torch.equal(embeddings[others], plain[others])
     with pytest.raises(ValueError, match="scratch backbone has none"):
         recipe_from_dict(dict(data="x", backbone="t5-scratch", item_token_init="title+cooccurrence"))
 

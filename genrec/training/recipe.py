@@ -154,8 +154,9 @@ def build_backbone(cfg: RecipeConfig, prepared: Prepared) -> Backbone:
 
 
 def _init_identifier_rows(cfg: RecipeConfig, prepared: Prepared, model, tokenizer) -> None:
+    scratch = cfg.backbone in SCRATCH_BACKBONES
     rows = init_identifier_rows(
-        model, tokenizer, prepared.index, cfg.item_token_init, prepared.titles, prepared.split.train
+        model, tokenizer, prepared.index, cfg.item_token_init, prepared.titles, prepared.split.train, scratch
     )
     if rows:
         logger.info("initialised %d identifier-token rows (%s)", rows, cfg.item_token_init)
