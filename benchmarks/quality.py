@@ -248,6 +248,8 @@ def studies() -> dict[str, Study]:
                     "p5_cid_t5" if method == "collaborative" else "p5_sid_t5",
                     index_method=method,
                     index_options=options,
+                    # p5_sid_t5's decoder starts from the last item; the collaborative row's must too (like for like)
+                    **({"decoder_last_item": True} if method == "collaborative" else {}),
                 )
                 for method, options in indexing.items()
             ),
