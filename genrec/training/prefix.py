@@ -31,8 +31,8 @@ from genrec.training.trainers import GenRecSeq2SeqTrainer, GenRecSFTTrainer
 @dataclass
 class DecoderPrefixCollator:
     """``DataCollatorForSeq2Seq`` for rows that carry their own ``decoder_input_ids`` (``decoder_last_item``): the
-    wrapped collator pads the rest (it would otherwise derive decoder inputs from the labels, where the masked
-    prefix is lost); the decoder inputs are right-padded to the labels' width."""
+    wrapped collator, built without the model so that it does not derive decoder inputs from the labels (where the
+    masked prefix is lost), pads the rest; the decoder inputs are right-padded to the labels' width."""
 
     collator: object
 
@@ -81,9 +81,10 @@ def train_prefix(recipe, command: str | None = None, data=None):
     )
     if kind == SEQ2SEQ:
         args = training_args(Seq2SeqTrainingArguments, recipe.training)
-        collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
-        if prefixes is not None:
-            collator = DecoderPrefixCollator(collator)
+        if prefixes is None:
+            collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+        else:
+            collator = DecoderPrefixCollator(DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100))
         trainer = GenRecSeq2SeqTrainer(args=args, data_collator=collator, **common)
     else:
         args = training_args(SFTConfig, recipe.training, max_length=None, packing=False, dataset_num_proc=None)
